@@ -1,0 +1,74 @@
+//! Command-line and environment configuration (clap, env fallbacks).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Everything Herald can be told at start. Each flag has an environment
+/// variable; ecosystem names are used where they exist.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "herald",
+    version,
+    about = "Real-time notifications: Kafka in, SQLite kept, SSE out"
+)]
+pub struct Config {
+    /// Kafka bootstrap servers, comma separated.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// Topic notifications are produced to and consumed from.
+    #[arg(long, env = "HERALD_TOPIC", default_value = "notifications")]
+    pub topic: String,
+
+    /// Partitions of the topic when Herald creates it.
+    #[arg(long, env = "HERALD_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+
+    /// Replication factor of the topic when Herald creates it.
+    #[arg(long, env = "HERALD_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: i32,
+
+    /// Consumer group that writes notifications into the store.
+    #[arg(
+        long,
+        env = "HERALD_CONSUMER_GROUP",
+        default_value = "notifications-group"
+    )]
+    pub group_id: String,
+
+    /// SQLite database URL; the file and its directory are created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/herald.db")]
+    pub database_url: String,
+
+    /// Address to serve HTTP on (cargo-leptos sets `LEPTOS_SITE_ADDR`).
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
+    pub site_addr: SocketAddr,
+
+    /// Upper bound for a send, from request to broker acknowledgement; after
+    /// it the client gets 503.
+    #[arg(long, env = "HERALD_SEND_TIMEOUT_MS", default_value_t = 5_000)]
+    pub send_timeout_ms: u64,
+
+    /// How long start-up waits for the broker before giving up.
+    #[arg(long, env = "HERALD_STARTUP_TIMEOUT_MS", default_value_t = 30_000)]
+    pub startup_timeout_ms: u64,
+
+    /// Interval of SSE keep-alive comments, in seconds.
+    #[arg(long, env = "HERALD_SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
+}
+
+impl Config {
+    /// Defaults for everything, as if no flag and no variable were given.
+    /// Tests start from this and override what they need.
+    pub fn defaults() -> Self {
+        Self::parse_from(["herald"])
+    }
+
+    /// [`Self::send_timeout_ms`] as a duration.
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms)
+    }
+}

@@ -1,0 +1,285 @@
+//! Kafka plumbing: client settings, topic creation, the producer and the
+//! record format.
+//!
+//! Nothing here is specific to tansu: the same code talks to Apache Kafka or
+//! Redpanda; the broker list is configuration.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _, PurgeConfig};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use serde::{Deserialize, Serialize};
+
+use app::model::{Notification, ServiceError, User};
+
+use crate::config::Config;
+use crate::error::StartError;
+
+/// The Kafka record value. The first three fields are the Go tutorial's
+/// format; `id` and `created_at` are Herald's additions and optional on read,
+/// so records written by the tutorial's producer are still consumed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// Sender.
+    pub from: User,
+    /// Recipient; its id is also the record key.
+    pub to: User,
+    /// The text.
+    pub message: String,
+    /// Unique notification id (UUIDv7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// When Herald accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    /// The record for a notification Herald produces.
+    pub fn from_notification(n: &Notification) -> Self {
+        Self {
+            from: n.from.clone(),
+            to: n.to.clone(),
+            message: n.message.clone(),
+            id: Some(n.id.clone()),
+            created_at: Some(n.created_at),
+        }
+    }
+
+    /// The notification to store. A record without `id` gets one derived
+    /// from where it sits in Kafka, which is stable across redeliveries; one
+    /// without `created_at` takes the record's timestamp.
+    pub fn into_notification(
+        self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timestamp: Option<DateTime<Utc>>,
+    ) -> Notification {
+        Notification {
+            id: self
+                .id
+                .unwrap_or_else(|| format!("{topic}-{partition}-{offset}")),
+            from: self.from,
+            to: self.to,
+            message: self.message,
+            created_at: self.created_at.or(timestamp).unwrap_or_else(Utc::now),
+        }
+    }
+}
+
+/// Settings every Herald client shares.
+pub fn base_config(cfg: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.kafka_brokers)
+        // Reconnect quickly after a broker restart instead of backing off
+        // for up to 10 s (librdkafka's default).
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("log_level", "4");
+    c
+}
+
+/// Create the topic unless it exists, retrying while the broker is not up
+/// yet (e.g. `scripts/dev` started it a moment ago).
+pub async fn ensure_topic(cfg: &Config) -> Result<(), StartError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(cfg).create()?;
+    let topic = NewTopic::new(
+        &cfg.topic,
+        cfg.partitions,
+        TopicReplication::Fixed(cfg.replication_factor),
+    );
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(5)))
+        .request_timeout(Some(Duration::from_secs(5)));
+    let deadline = Instant::now() + Duration::from_millis(cfg.startup_timeout_ms);
+    loop {
+        let attempt = admin.create_topics([&topic], &opts).await;
+        let err = match attempt {
+            Ok(results) => match results.into_iter().next() {
+                Some(Ok(_)) => {
+                    tracing::info!(topic = %cfg.topic, partitions = cfg.partitions, "created topic");
+                    return Ok(());
+                }
+                Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => return Ok(()),
+                Some(Err((_, code))) => format!("{code:?}"),
+            },
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(StartError::Broker(format!(
+                "could not create topic {} on {}: {err}",
+                cfg.topic, cfg.kafka_brokers
+            )));
+        }
+        tracing::warn!(brokers = %cfg.kafka_brokers, error = %err, "broker not ready, retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The producer side of the service: idempotent, acks=all, bounded.
+///
+/// After a send fails because the broker was away or answered with an error,
+/// the client is replaced by a fresh one (a new producer id), at most once
+/// per [`REBUILD_INTERVAL`]. Why: an idempotent librdkafka client whose
+/// messages timed out bumps its producer epoch when the broker returns, and
+/// tansu 0.6 does not handle that bump (its storage task panics on the next
+/// produce and the broker stops serving). A fresh client starts at a new
+/// producer id, which every broker handles. The sends that failed were
+/// answered 503, so nothing acknowledged is affected.
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<ProducerShared>,
+}
+
+struct ProducerShared {
+    client: RwLock<FutureProducer>,
+    config: ClientConfig,
+    topic: String,
+    timeout: Duration,
+    last_rebuild: Mutex<Instant>,
+}
+
+/// Minimum time between two rebuilds of the client.
+const REBUILD_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Producer {
+    /// Build the producer. It connects lazily; sends fail with
+    /// [`ServiceError::Unavailable`] while the broker is away.
+    pub fn new(cfg: &Config) -> Result<Self, KafkaError> {
+        let timeout = cfg.send_timeout();
+        // librdkafka gives up on a message after message.timeout.ms; keep a
+        // margin so the HTTP answer comes within the configured bound.
+        let message_timeout = timeout
+            .saturating_sub(Duration::from_millis(250))
+            .max(Duration::from_millis(100));
+        let mut config = base_config(cfg);
+        config
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set(
+                "message.timeout.ms",
+                message_timeout.as_millis().to_string(),
+            )
+            .set("linger.ms", "1")
+            // Bounded in-flight queue: when it is full, sends fail at once.
+            .set("queue.buffering.max.messages", "100000");
+        let client: FutureProducer = config.create()?;
+        Ok(Self {
+            shared: Arc::new(ProducerShared {
+                client: RwLock::new(client),
+                config,
+                topic: cfg.topic.clone(),
+                timeout,
+                last_rebuild: Mutex::new(Instant::now()),
+            }),
+        })
+    }
+
+    fn client(&self) -> FutureProducer {
+        self.shared
+            .client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Produce `n` keyed by its recipient and wait for the acknowledgement.
+    pub async fn send(&self, n: &Notification) -> Result<(), ServiceError> {
+        let payload = serde_json::to_vec(&Record::from_notification(n)).map_err(|e| {
+            tracing::error!(error = %e, "could not encode record");
+            ServiceError::Internal
+        })?;
+        let key = n.to.id.to_string();
+        let record = FutureRecord::to(&self.shared.topic)
+            .key(&key)
+            .payload(&payload);
+        let client = self.client();
+        // Never block on a full queue: fail fast instead.
+        let delivery = client.send(record, Timeout::After(Duration::ZERO));
+        match tokio::time::timeout(self.shared.timeout, delivery).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => {
+                tracing::warn!(error = %e, id = %n.id, "send failed");
+                if needs_new_client(&e) {
+                    self.rebuild();
+                }
+                Err(ServiceError::Unavailable(format!(
+                    "the message broker did not accept the notification: {e}"
+                )))
+            }
+            Err(_) => {
+                tracing::warn!(id = %n.id, "send timed out");
+                self.rebuild();
+                Err(ServiceError::Unavailable(
+                    "the message broker did not acknowledge the notification in time".into(),
+                ))
+            }
+        }
+    }
+
+    /// Swap in a fresh client, at most once per [`REBUILD_INTERVAL`].
+    fn rebuild(&self) {
+        {
+            let mut last = self
+                .shared
+                .last_rebuild
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < REBUILD_INTERVAL {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let fresh: FutureProducer = match self.shared.config.create() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "could not create a new producer");
+                return;
+            }
+        };
+        let old = std::mem::replace(
+            &mut *self
+                .shared
+                .client
+                .write()
+                .unwrap_or_else(|e| e.into_inner()),
+            fresh,
+        );
+        tracing::warn!("producer replaced after a failed send");
+        // Destroying a client waits for its outstanding requests: not on a
+        // runtime thread.
+        tokio::task::spawn_blocking(move || {
+            old.purge(PurgeConfig::default().queue().inflight());
+            drop(old);
+        });
+    }
+
+    /// Wait for in-flight messages (at shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(e) = self.client().flush(Timeout::After(timeout)) {
+            tracing::warn!(error = %e, "producer flush incomplete");
+        }
+    }
+}
+
+/// Failures after which the client's producer state may be stale (timeouts
+/// while the broker was away, errors the broker answered with). A full local
+/// queue or an oversize record say nothing about the broker.
+fn needs_new_client(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    match e {
+        KafkaError::MessageProduction(code) => !matches!(
+            code,
+            C::QueueFull | C::MessageSizeTooLarge | C::InvalidMessageSize
+        ),
+        _ => false,
+    }
+}

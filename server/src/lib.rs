@@ -1,0 +1,208 @@
+//! Herald: real-time notifications — Kafka in, SQLite kept, SSE out.
+//!
+//! A request to send is validated, produced to Kafka (key = recipient id) and
+//! acknowledged once the broker has it. A consumer group writes each record
+//! into SQLite exactly once and only then commits its offset; every stored
+//! notification is pushed to the recipient's open SSE streams. The Leptos UI
+//! and the REST API share one service layer.
+//!
+//! # Layout
+//! - `config`: clap configuration with environment fallbacks.
+//! - `error`: [`AppError`](error::AppError) (HTTP answers) and start-up errors.
+//! - `kafka`: client settings, topic creation, the producer, the record format.
+//! - `consumer`: the consumer group loop (Kafka → store → hub).
+//! - `store`: SQLite through sqlx, migrations in `migrations/`.
+//! - `hub`: in-process fan-out to SSE streams.
+//! - `service`: send, list, users, subscribe — used by REST, SSE and the UI.
+//! - `rest`, `sse`: HTTP handlers.
+//! - this file: [`app`] builds the router, [`start`] wires everything.
+
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod hub;
+pub mod kafka;
+pub mod rest;
+pub mod service;
+pub mod sse;
+pub mod store;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use axum::routing::{any, get, post};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use app::service::SharedService;
+use app::ui::{shell, App};
+
+pub use config::Config;
+use error::StartError;
+use hub::Hub;
+use kafka::Producer;
+use service::Service;
+use store::Store;
+
+/// State shared by all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service layer.
+    pub service: Service,
+    /// Leptos site settings (output name, site root, address).
+    pub leptos_options: LeptosOptions,
+    /// Cancelled at shutdown; ends SSE streams.
+    pub shutdown: CancellationToken,
+    /// Interval of SSE keep-alive comments.
+    pub keepalive: Duration,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for Service {
+    fn from_ref(state: &AppState) -> Self {
+        state.service.clone()
+    }
+}
+
+/// The whole HTTP surface: seed routes, JSON API, SSE, the Leptos app and
+/// its server functions, static files.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let ui_service: SharedService = Arc::new(state.service.clone());
+    Router::new()
+        .route("/send", post(rest::seed_send))
+        .route("/notifications/{user}", get(rest::seed_list))
+        .route("/api/health", get(rest::health))
+        .route("/api/users", get(rest::users))
+        .route("/api/notifications", post(rest::create))
+        .route("/api/users/{user}/notifications", get(rest::list))
+        .route("/api/users/{user}/events", get(sse::events))
+        .route("/api/{*rest}", any(rest::api_not_found))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(ui_service.clone()),
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Leptos options from cargo-leptos' environment, or defaults matching the
+/// workspace metadata when the binary runs on its own (tests, `cargo run`).
+pub fn leptos_options(site_addr: SocketAddr) -> LeptosOptions {
+    // Only ask leptos for its configuration when cargo-leptos set it up;
+    // otherwise it prints a warning meant for misconfigured builds.
+    let from_env = std::env::var_os("LEPTOS_OUTPUT_NAME")
+        .and_then(|_| leptos::config::get_configuration(None).ok())
+        .map(|c| c.leptos_options);
+    let mut options =
+        from_env.unwrap_or_else(|| LeptosOptions::builder().output_name("herald").build());
+    if options.output_name.is_empty() {
+        options.output_name = "herald".into();
+    }
+    options.site_addr = site_addr;
+    options
+}
+
+/// A running Herald: HTTP server, consumer group, producer.
+pub struct Running {
+    /// Where HTTP is served.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop gracefully: stop accepting, end SSE streams, commit consumed
+    /// offsets, leave the group, flush the producer, close the store.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// The token that stops this instance when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Wait until the instance stopped.
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "server task failed");
+        }
+    }
+}
+
+/// Open the store, make sure the topic exists, start the consumer group and
+/// serve HTTP on `listener`.
+pub async fn start(
+    cfg: Config,
+    listener: TcpListener,
+    leptos_options: LeptosOptions,
+) -> Result<Running, StartError> {
+    let store = Store::open(&cfg.database_url).await?;
+    kafka::ensure_topic(&cfg).await?;
+    let producer = Producer::new(&cfg)?;
+    let users = store.users().await?;
+    let hub = Hub::default();
+    let service = Service::new(users.clone(), store.clone(), producer.clone(), hub.clone());
+    let shutdown = CancellationToken::new();
+
+    let consumer = consumer::create(&cfg)?;
+    let sink = consumer::Sink {
+        store: store.clone(),
+        hub,
+        users: Arc::new(users.iter().map(|u| u.id).collect::<HashSet<_>>()),
+        topic: cfg.topic.clone(),
+    };
+    let consumer_task = tokio::spawn(consumer::run(consumer, sink, shutdown.clone()));
+
+    let addr = listener.local_addr()?;
+    let router = app(AppState {
+        service,
+        leptos_options,
+        shutdown: shutdown.clone(),
+        keepalive: Duration::from_secs(cfg.sse_keepalive_secs.max(1)),
+    });
+    let serve_shutdown = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(serve_shutdown.clone().cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+        // Also stop the consumer if serving ended on its own.
+        serve_shutdown.cancel();
+        if let Err(e) = consumer_task.await {
+            tracing::error!(error = %e, "consumer task failed");
+        }
+        producer.flush(Duration::from_secs(5));
+        store.close().await;
+        tracing::info!("stopped");
+    });
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
+}

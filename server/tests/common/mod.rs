@@ -1,0 +1,262 @@
+//! Test harness: a real Herald on port 0 against a real tansu broker.
+//!
+//! `./scripts/test` starts one shared broker and exports
+//! `HERALD_TEST_KAFKA_BROKERS`; every test uses its own topic, consumer group
+//! and SQLite file so tests never see each other's data. Tests that need to
+//! stop the broker start their own with [`Tansu::start`] (`TANSU_BIN`).
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use herald::{leptos_options, start, Config, Running};
+use tokio::net::TcpListener;
+
+/// Broker list of the shared test broker.
+pub fn shared_brokers() -> String {
+    std::env::var("HERALD_TEST_KAFKA_BROKERS").expect(
+        "HERALD_TEST_KAFKA_BROKERS is not set: run the tests through ./scripts/test, \
+         which starts a tansu broker for them",
+    )
+}
+
+/// A configuration isolated from every other test.
+pub fn config(dir: &Path, brokers: &str) -> Config {
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let mut cfg = Config::defaults();
+    cfg.kafka_brokers = brokers.to_owned();
+    cfg.topic = format!("notifications-{unique}");
+    cfg.group_id = format!("group-{unique}");
+    cfg.database_url = format!("sqlite://{}", dir.join("herald.db").display());
+    cfg.site_addr = "127.0.0.1:0".parse().unwrap();
+    cfg
+}
+
+/// A Herald instance serving on an ephemeral port.
+pub struct Herald {
+    pub running: Running,
+    pub base: String,
+    pub cfg: Config,
+}
+
+impl Herald {
+    pub async fn start(cfg: Config) -> Herald {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let listener = TcpListener::bind(cfg.site_addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let running = start(cfg.clone(), listener, leptos_options(addr))
+            .await
+            .expect("herald starts");
+        Herald {
+            base: format!("http://{}", running.addr),
+            running,
+            cfg,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn shutdown(self) -> Config {
+        self.running.shutdown().await;
+        self.cfg
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// `GET url` as (status, body text).
+pub async fn get(url: &str) -> (u16, String) {
+    let res = client().get(url).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Poll `GET /api/users/{user}/notifications` until it lists `n` items.
+pub async fn wait_for_count(
+    h: &Herald,
+    user: i64,
+    n: usize,
+    within: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = get(&h.url(&format!("/api/users/{user}/notifications"))).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let list = v["notifications"].as_array().cloned().unwrap_or_default();
+        if list.len() >= n || Instant::now() >= deadline {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One parsed Server-Sent Event.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
+/// A minimal SSE reader over a reqwest response, for assertions.
+pub struct SseClient {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl SseClient {
+    pub async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut req = reqwest::Client::new()
+            .get(url)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "SSE connect to {url}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with("text/event-stream"), "content-type {ct}");
+        SseClient {
+            stream: res.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    /// Next event (comments skipped), or None after `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(pos) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..pos + 2).collect();
+                let mut ev = SseEvent::default();
+                let mut data = Vec::new();
+                let mut any = false;
+                for line in block.lines() {
+                    if line.starts_with(':') || line.is_empty() {
+                        continue;
+                    }
+                    let (k, v) = line.split_once(':').unwrap_or((line, ""));
+                    let v = v.strip_prefix(' ').unwrap_or(v).to_owned();
+                    any = true;
+                    match k {
+                        "event" => ev.event = Some(v),
+                        "id" => ev.id = Some(v),
+                        "data" => data.push(v),
+                        "retry" => ev.retry = v.parse().ok(),
+                        _ => {}
+                    }
+                }
+                if !any {
+                    continue;
+                }
+                ev.data = data.join("\n");
+                return Some(ev);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
+            let chunk = chunk.ok()?;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Next `notification` event.
+    pub async fn next_notification(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let ev = self.next(left).await?;
+            if ev.event.as_deref() == Some("notification") {
+                return Some(ev);
+            }
+        }
+    }
+}
+
+/// A tansu broker of a test's own, for tests that stop and restart it.
+pub struct Tansu {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Tansu {
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Start a broker on a free port with its data under `dir`.
+    pub async fn start(dir: &Path) -> Tansu {
+        let mut t = Tansu {
+            port: free_port(),
+            dir: dir.to_owned(),
+            child: None,
+        };
+        t.restart().await;
+        t
+    }
+
+    /// (Re)start the broker process on the same port and data.
+    pub async fn restart(&mut self) {
+        let bin = std::env::var("TANSU_BIN").expect("TANSU_BIN is not set: run ./scripts/test");
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .unwrap();
+        let child = tokio::process::Command::new(bin)
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "tansu did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `kill -9` the broker.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The JSON API and the server-rendered page.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn users_are_seeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let (status, body) = get(&h.url("/api/users")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"users":[{"id":1,"name":"Emma"},{"id":2,"name":"Bruno"},{"id":3,"name":"Rick"},{"id":4,"name":"Lena"}]}"#
+    );
+    assert_eq!(
+        get(&h.url("/api/health")).await,
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_returns_202_with_the_notification_that_is_then_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let res = client()
+        .post(h.url("/api/notifications"))
+        .json(&json!({"from": 1, "to": 2, "message": "Lunch?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["from"], json!({"id":1,"name":"Emma"}));
+    assert_eq!(created["to"], json!({"id":2,"name":"Bruno"}));
+    assert_eq!(created["message"], "Lunch?");
+    let id = created["id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "id is a UUID: {id}");
+    chrono::DateTime::parse_from_rfc3339(created["created_at"].as_str().unwrap()).unwrap();
+
+    let list = wait_for_count(&h, 2, 1, Duration::from_secs(5)).await;
+    assert_eq!(
+        list,
+        vec![created],
+        "the listed notification is the one accepted"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_rejects_bad_input_with_json_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let post = |body: Value| {
+        let url = h.url("/api/notifications");
+        async move {
+            let res = client().post(url).json(&body).send().await.unwrap();
+            let status = res.status().as_u16();
+            let v: Value = res.json().await.expect("error bodies are JSON");
+            assert!(v["message"].is_string(), "{v}");
+            (status, v["message"].as_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(
+        post(json!({"from": 1, "to": 2, "message": "x", "extra": 1}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        post(json!({"from": "one", "to": 2, "message": "x"}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(post(json!({"from": 1, "to": 2})).await.0, 400);
+    assert_eq!(
+        post(json!({"from": 0, "to": 2, "message": "x"})).await.0,
+        400
+    );
+    assert_eq!(
+        post(json!({"from": 1, "to": 2, "message": ""})).await.0,
+        400
+    );
+    let (status, msg) = post(json!({"from": 1, "to": 2, "message": "x".repeat(2001)})).await;
+    assert_eq!(status, 400);
+    assert!(msg.contains("2000"), "{msg}");
+    assert_eq!(
+        post(json!({"from": 1, "to": 42, "message": "x"})).await,
+        (404, "User not found".into())
+    );
+
+    let (status, body) = get(&h.url("/api/users/x/notifications")).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = get(&h.url("/api/users/7/notifications")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, r#"{"message":"User not found"}"#)
+    );
+    let (status, _) = get(&h.url("/api/users/7/events")).await;
+    assert_eq!(status, 404);
+    let (status, body) = get(&h.url("/api/nope")).await;
+    assert_eq!(status, 404);
+    assert!(body.starts_with("{\"message\""), "{body}");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(wait_for_count(&h, 2, 1, Duration::from_millis(1))
+        .await
+        .is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn page_is_server_rendered_with_the_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let (status, body) = get(&h.url("/")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>Herald</title>"), "{body}");
+    assert!(body.contains("Pick who you are"), "{body}");
+
+    let res = client()
+        .post(h.url("/api/notifications"))
+        .json(&json!({"from": 3, "to": 1, "message": "Rendered <on> the server"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    wait_for_count(&h, 1, 1, Duration::from_secs(5)).await;
+    let (status, body) = get(&h.url("/?user=1")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Rendered &lt;on&gt; the server"),
+        "inbox is rendered and escaped: {body}"
+    );
+    assert!(body.contains("Rick"));
+    h.shutdown().await;
+}
