@@ -10,11 +10,15 @@ use web_sys::{EventSource, MessageEvent};
 use crate::model::Notification;
 use crate::ui::Conn;
 
-/// Open `/api/users/{user}/events`, push each `notification` event into
+/// Open `/api/users/{user}/events?since={since}`, push each `notification` event into
 /// `live` (newest first, no duplicates) and mirror the connection in `conn`.
 /// Closed when the owning reactive scope is cleaned up.
-pub fn connect(user: i64, live: RwSignal<Vec<Notification>>, conn: RwSignal<Conn>) {
-    let Ok(source) = EventSource::new(&format!("/api/users/{user}/events")) else {
+pub fn connect(user: i64, since: &str, live: RwSignal<Vec<Notification>>, conn: RwSignal<Conn>) {
+    let url = format!(
+        "/api/users/{user}/events?since={}",
+        js_sys::encode_uri_component(since)
+    );
+    let Ok(source) = EventSource::new(&url) else {
         conn.set(Conn::Reconnecting);
         return;
     };

@@ -25,6 +25,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -239,10 +240,8 @@ fn Inbox(me: i64) -> impl IntoView {
     let conn = RwSignal::new(Conn::Connecting);
     let now = RwSignal::new(Utc::now());
 
-    // Effects only run in the browser: open the stream and tick the clock.
+    // Effects only run in the browser: tick the clock for relative times.
     Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
-        crate::live::connect(me, live, conn);
         if let Ok(handle) = set_interval_with_handle(
             move || now.set(Utc::now()),
             std::time::Duration::from_secs(15),
@@ -263,7 +262,7 @@ fn Inbox(me: i64) -> impl IntoView {
                 <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
                     {move || Suspend::new(async move {
                         let stored = inbox.await?;
-                        Ok::<_, ServerFnError>(view! { <List stored live now/> })
+                        Ok::<_, ServerFnError>(view! { <List me stored live conn now/> })
                     })}
                 </ErrorBoundary>
             </Suspense>
@@ -273,10 +272,25 @@ fn Inbox(me: i64) -> impl IntoView {
 
 #[component]
 fn List(
+    me: i64,
     stored: Vec<Notification>,
     live: RwSignal<Vec<Notification>>,
+    conn: RwSignal<Conn>,
     now: RwSignal<DateTime<Utc>>,
 ) -> impl IntoView {
+    // Open the stream from the newest notification rendered, so nothing
+    // stored between rendering and connecting is missed ("0": from the
+    // start, for an empty inbox).
+    let since = stored
+        .first()
+        .map(|n| n.id.clone())
+        .unwrap_or_else(|| "0".to_owned());
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        crate::live::connect(me, &since, live, conn);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (me, &since, conn);
+    });
     // Live items are newer than anything stored at render time; the stream may
     // replay some of those, so drop duplicates by id.
     let items = move || {

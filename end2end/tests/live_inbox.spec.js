@@ -1,0 +1,67 @@
+// Two people in two browsers: Bruno sends, Emma sees it arrive live.
+const { test, expect } = require('@playwright/test');
+
+async function openAs(browser, userId, viewport) {
+  const context = await browser.newContext(viewport ? { viewport } : {});
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`/?user=${userId}`);
+  // Hydrated (the wasm took over) and the event stream is open.
+  await expect(page.locator('.page[data-hydrated="true"]')).toBeVisible();
+  await expect(page.getByTestId('live')).toHaveAttribute('data-state', 'live');
+  return { page, errors };
+}
+
+test('Bruno sends to Emma; Emma sees it without reloading', async ({ browser }, testInfo) => {
+  const emma = await openAs(browser, 1);
+  const bruno = await openAs(browser, 2);
+
+  // A marker that a reload would wipe out.
+  await emma.page.evaluate(() => { window.__heraldNoReload = true; });
+
+  const text = `Hello Emma, it is Bruno (${Date.now()})`;
+  await bruno.page.getByTestId('recipient').selectOption({ label: 'Emma' });
+  await bruno.page.getByTestId('message').fill(text);
+  await bruno.page.getByTestId('send').click();
+  await expect(bruno.page.getByTestId('send-status')).toHaveText('Sent to Emma.');
+  await expect(bruno.page.getByTestId('message')).toHaveValue('');
+
+  const item = emma.page.getByTestId('inbox').locator('li.item').first();
+  await expect(item).toContainText(text, { timeout: 5_000 });
+  await expect(item.locator('.from')).toHaveText('Bruno');
+  await expect(item.locator('time')).toHaveText(/just now|s ago/);
+  expect(await emma.page.evaluate(() => window.__heraldNoReload)).toBe(true);
+
+  // Bruno's own inbox did not get it.
+  await expect(bruno.page.getByTestId('inbox').or(bruno.page.getByTestId('empty'))).not.toContainText(text);
+
+  const shot = testInfo.outputPath('emma-inbox.png');
+  await emma.page.screenshot({ path: shot, fullPage: true });
+  await testInfo.attach('emma-inbox', { path: shot, contentType: 'image/png' });
+
+  // The stored inbox survives a reload.
+  await emma.page.reload();
+  await expect(emma.page.getByTestId('inbox')).toContainText(text);
+
+  expect(emma.errors).toEqual([]);
+  expect(bruno.errors).toEqual([]);
+});
+
+test('picking a user and the empty inbox work on a phone-sized screen', async ({ browser }, testInfo) => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await page.goto('/');
+  await expect(page.getByTestId('pick-hint')).toBeVisible();
+  await expect(page.locator('.page[data-hydrated="true"]')).toBeVisible();
+  await page.getByRole('link', { name: 'Lena' }).click();
+  await expect(page).toHaveURL(/user=4/);
+  await expect(page.getByTestId('live')).toHaveAttribute('data-state', 'live');
+  await expect(page.getByTestId('empty')).toHaveText('No notifications yet.');
+  // Nothing overflows horizontally on a phone.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  const shot = testInfo.outputPath('lena-phone.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  await testInfo.attach('lena-phone', { path: shot, contentType: 'image/png' });
+});

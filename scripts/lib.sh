@@ -1,0 +1,86 @@
+# Shared helpers for scripts/dev and scripts/test. Source it; do not run it.
+# Every install is idempotent and cached under $HOME, so only the first run
+# on a machine is slow (measured cold on 2 cores: cargo-leptos ~17 min,
+# tansu ~13 min, wasm-bindgen-cli ~4 min, Chromium ~1 min).
+
+CARGO_LEPTOS_VERSION=0.3.11
+WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen pin in Cargo.toml
+TANSU_VERSION=0.6.0
+TANSU_ROOT="${TANSU_ROOT:-$HOME/.cache/tansu-$TANSU_VERSION}"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1;34m[herald]\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_rust_tools() {
+  if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (first time only, ~17 min on 2 cores)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --ignore-rust-version
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (first time only, ~4 min)"
+    # No --locked: its lock file does not build with this toolchain.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+}
+
+ensure_tansu() {
+  if ! "$TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    say "installing the tansu Kafka broker $TANSU_VERSION (first time only, ~13 min)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --root "$TANSU_ROOT"
+  fi
+  export TANSU_BIN
+}
+
+ensure_chromium() {
+  if ! command -v chromium >/dev/null; then
+    say "installing Chromium from Debian (first time only, ~1 min)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+  fi
+}
+
+ensure_playwright() {
+  if [ ! -d end2end/node_modules/@playwright/test ]; then
+    say "installing Playwright (npm, browser download skipped: Debian's Chromium is used)"
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for_port PORT SECONDS
+wait_for_port() {
+  local port=$1 deadline=$((SECONDS + $2))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then return 1; fi
+    sleep 0.2
+  done
+}
+
+# start_broker PORT DATA_DIR LOG: start tansu (sqlite engine) in the
+# background, wait until it listens, and set BROKER_PID.
+start_broker() {
+  local port=$1 dir=$2 log=$3
+  mkdir -p "$dir"
+  (cd "$dir" && exec "$TANSU_BIN" broker \
+      --listener-url "tcp://127.0.0.1:$port" \
+      --advertised-listener-url "tcp://127.0.0.1:$port" \
+      --storage-engine sqlite://tansu.db) >"$log" 2>&1 &
+  BROKER_PID=$!
+  if ! wait_for_port "$port" 30; then
+    say "the broker did not start; its log:"; tail -n 40 "$log" >&2
+    return 1
+  fi
+  say "tansu broker on 127.0.0.1:$port (pid $BROKER_PID, data in $dir)"
+}
