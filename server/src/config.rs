@@ -22,6 +22,11 @@ pub struct Config {
     #[arg(long, env = "HERALD_TOPIC", default_value = "notifications")]
     pub topic: String,
 
+    /// Dead-letter topic for records that cannot be stored (default:
+    /// `<topic>.dlq`).
+    #[arg(long, env = "HERALD_DLQ_TOPIC")]
+    pub dlq: Option<String>,
+
     /// Partitions of the topic when Herald creates it.
     #[arg(long, env = "HERALD_PARTITIONS", default_value_t = 3)]
     pub partitions: i32,
@@ -29,6 +34,10 @@ pub struct Config {
     /// Replication factor of the topic when Herald creates it.
     #[arg(long, env = "HERALD_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: i32,
+
+    /// librdkafka debug contexts (e.g. `cgrp,topic,fetch`), for diagnosis.
+    #[arg(long, env = "HERALD_KAFKA_DEBUG")]
+    pub kafka_debug: Option<String>,
 
     /// Consumer group that writes notifications into the store.
     #[arg(
@@ -65,6 +74,13 @@ impl Config {
     /// Tests start from this and override what they need.
     pub fn defaults() -> Self {
         Self::parse_from(["herald"])
+    }
+
+    /// The dead-letter topic's name.
+    pub fn dlq_topic(&self) -> String {
+        self.dlq
+            .clone()
+            .unwrap_or_else(|| format!("{}.dlq", self.topic))
     }
 
     /// [`Self::send_timeout_ms`] as a duration.

@@ -1,31 +1,67 @@
 //! The consumer group: Kafka → store → hub.
 //!
 //! The rule that makes Herald lose nothing: a record's offset is stored for
-//! commit only after its notification is durably written (or the record was
-//! judged unusable and logged). The write is idempotent, so a record seen
-//! again after a crash or a rebalance is not stored twice.
+//! commit only after its notification is durably written, or after the
+//! record, judged unusable, was acknowledged by the dead-letter topic. The
+//! write is idempotent (unique notification id), so a record seen again after
+//! a crash or a rebalance is not stored twice.
+//!
+//! Records are handled in batches: whatever is already waiting (up to
+//! [`BATCH_MAX`]) is written in one SQLite transaction, one fsync for many
+//! notifications, without weakening the rule above.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::DateTime;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use futures::FutureExt;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 
-use app::model::Notification;
+use app::model::{Notification, MAX_MESSAGE_CHARS};
 
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::kafka::{base_config, Record};
+use crate::kafka::{base_config, DeadLetter, Producer, Record};
 use crate::store::{Source, Store, Stored};
 
+/// Most records written in one transaction.
+pub const BATCH_MAX: usize = 500;
+
+/// Consumer context that commits stored offsets when partitions are revoked,
+/// so the member that takes them over starts right after what was stored.
+pub struct GroupContext;
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => tracing::info!(
+                    partitions = partitions.count(),
+                    "committed before revocation"
+                ),
+                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "commit before revocation failed"),
+            }
+        }
+    }
+}
+
+/// The consumer type Herald uses.
+pub type GroupConsumer = StreamConsumer<GroupContext>;
+
 /// Create the group member and subscribe it to the topic.
-pub fn create(cfg: &Config) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = base_config(cfg)
+pub fn create(cfg: &Config) -> Result<GroupConsumer, KafkaError> {
+    let consumer: GroupConsumer = base_config(cfg)
         .set("group.id", &cfg.group_id)
         // librdkafka commits in the background, but only offsets we stored
         // explicitly after the store write (enable.auto.offset.store=false).
@@ -34,7 +70,8 @@ pub fn create(cfg: &Config) -> Result<StreamConsumer, KafkaError> {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
-        .create()?;
+        .set("max.poll.interval.ms", "10000")
+        .create_with_context(GroupContext)?;
     consumer.subscribe(&[&cfg.topic])?;
     Ok(consumer)
 }
@@ -45,21 +82,94 @@ pub struct Sink {
     pub store: Store,
     /// Live fan-out to SSE streams.
     pub hub: Hub,
-    /// Ids of known users; records for anyone else are skipped.
+    /// Ids of known users; records for anyone else are dead letters.
     pub users: Arc<HashSet<i64>>,
     /// Topic name, for ids derived from record positions.
     pub topic: String,
+    /// Consumer group id.
+    pub group: String,
+    /// Where unusable records go.
+    pub dlq: String,
+    /// Producer for the dead-letter topic.
+    pub producer: Producer,
+}
+
+/// How long this member may hold no partition before it suspects a stuck
+/// group (a little more than the session timeout).
+const STALL_AFTER: Duration = Duration::from_secs(15);
+
+/// Detects a member left without partitions by a broker that never
+/// rebalances again.
+///
+/// Seen with tansu 0.6: when a member is killed (`kill -9`) while it leads
+/// the group, the broker evicts it after the session timeout but leaves the
+/// survivors with the dead leader's (empty) assignment and never asks them to
+/// rejoin; nothing is consumed until they do. When this member has held no
+/// partition for [`STALL_AFTER`] and the group has no more members than the
+/// topic has partitions (so an empty assignment cannot be legitimate), it
+/// rejoins by subscribing again. Apache Kafka never gets here.
+struct StallGuard {
+    empty_since: Option<Instant>,
+}
+
+impl StallGuard {
+    fn check(&mut self, consumer: &GroupConsumer, cfg_topic: &str, group: &str) {
+        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        if assigned > 0 {
+            self.empty_since = None;
+            return;
+        }
+        let since = *self.empty_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < STALL_AFTER {
+            return;
+        }
+        let client = consumer.client();
+        let partitions = client
+            .fetch_metadata(Some(cfg_topic), Duration::from_secs(2))
+            .ok()
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+            .unwrap_or(0);
+        let members = client
+            .fetch_group_list(Some(group), Duration::from_secs(2))
+            .ok()
+            .and_then(|l| l.groups().first().map(|g| g.members().len()));
+        if let Some(members) = members {
+            if partitions > 0 && members > partitions {
+                // More members than partitions: idling is legitimate.
+                self.empty_since = None;
+                return;
+            }
+        }
+        tracing::warn!(
+            group,
+            ?members,
+            partitions,
+            "no partitions assigned for {STALL_AFTER:?}; rejoining the consumer group"
+        );
+        consumer.unsubscribe();
+        if let Err(e) = consumer.subscribe(&[cfg_topic]) {
+            tracing::error!(error = %e, "could not resubscribe");
+        }
+        self.empty_since = None;
+    }
 }
 
 /// Consume until `shutdown`, then commit what was stored and leave the group.
-pub async fn run(consumer: StreamConsumer, sink: Sink, shutdown: CancellationToken) {
-    tracing::info!(topic = %sink.topic, "consumer started");
+pub async fn run(consumer: GroupConsumer, sink: Sink, shutdown: CancellationToken) {
+    tracing::info!(topic = %sink.topic, dlq = %sink.dlq, "consumer started");
+    let mut guard = StallGuard { empty_since: None };
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let received = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                guard.check(&consumer, &sink.topic, &sink.group);
+                continue;
+            }
             m = consumer.recv() => m,
         };
-        let msg = match received {
+        let first = match first {
             Ok(m) => m,
             Err(e) => {
                 // Transport errors are transient; librdkafka reconnects.
@@ -70,14 +180,31 @@ pub async fn run(consumer: StreamConsumer, sink: Sink, shutdown: CancellationTok
                 }
             }
         };
-        if !handle(&msg, &sink, &shutdown).await {
-            // Shut down before the record was stored: leave its offset
+        // Take whatever else is already waiting, without waiting for more.
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match consumer.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m),
+                _ => break,
+            }
+        }
+        let span = tracing::debug_span!("batch", size = batch.len());
+        let stored = {
+            let _enter = span.enter();
+            handle_batch(&batch, &sink, &shutdown)
+        }
+        .await;
+        if !stored {
+            // Shut down before the batch was stored: leave its offsets
             // uncommitted so the next member consumes it again.
             break;
         }
-        if let Err(e) = consumer.store_offset_from_message(&msg) {
-            tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(), "could not store offset");
+        for msg in &batch {
+            if let Err(e) = consumer.store_offset_from_message(msg) {
+                tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(), "could not store offset");
+            }
         }
+        metrics::counter!("herald_consumed_records_total").increment(batch.len() as u64);
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => tracing::info!("consumer offsets committed"),
@@ -88,36 +215,56 @@ pub async fn run(consumer: StreamConsumer, sink: Sink, shutdown: CancellationTok
     tracing::info!("consumer stopped");
 }
 
-/// Store one record. Returns false only when shutdown interrupted a retry.
-async fn handle(msg: &BorrowedMessage<'_>, sink: &Sink, shutdown: &CancellationToken) -> bool {
-    let src = Source {
-        partition: msg.partition(),
-        offset: msg.offset(),
-    };
-    let n = match decode(msg, sink) {
-        Ok(n) => n,
-        Err(reason) => {
-            tracing::warn!(partition = src.partition, offset = src.offset, %reason, "skipping unusable record");
-            return true;
+/// Dead-letter the unusable records, store the rest in one transaction,
+/// publish what was new. Returns false only when shutdown interrupted a retry.
+async fn handle_batch(
+    batch: &[BorrowedMessage<'_>],
+    sink: &Sink,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut good = Vec::with_capacity(batch.len());
+    for msg in batch {
+        let src = Source {
+            partition: msg.partition(),
+            offset: msg.offset(),
+        };
+        match decode(msg, sink) {
+            Ok(n) => good.push((n, src)),
+            Err(reject) => {
+                if !dead_letter(msg, &reject, sink, shutdown).await {
+                    return false;
+                }
+            }
         }
-    };
+    }
+    if good.is_empty() {
+        return true;
+    }
     let mut backoff = Duration::from_millis(100);
     loop {
-        match sink.store.insert(&n, src).await {
-            Ok(Some(seq)) => {
-                sink.hub.publish(Stored {
-                    seq,
-                    notification: n,
-                });
-                return true;
-            }
-            Ok(None) => {
-                tracing::debug!(id = %n.id, "duplicate record ignored");
+        let started = Instant::now();
+        match sink.store.insert_batch(&good).await {
+            Ok(seqs) => {
+                metrics::histogram!("herald_store_write_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("herald_store_batch_size").record(good.len() as f64);
+                for ((n, _), seq) in good.into_iter().zip(seqs) {
+                    match seq {
+                        Some(seq) => sink.hub.publish(Stored {
+                            seq,
+                            notification: n,
+                        }),
+                        None => {
+                            metrics::counter!("herald_duplicate_records_total").increment(1);
+                            tracing::debug!(id = %n.id, "duplicate record ignored");
+                        }
+                    }
+                }
                 return true;
             }
             Err(e) => {
                 // Never skip a valid record: retry until the store is back.
-                tracing::error!(error = %e, id = %n.id, "store write failed, retrying");
+                tracing::error!(error = %e, size = good.len(), "store write failed, retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return false,
                     _ = tokio::time::sleep(backoff) => {}
@@ -128,16 +275,82 @@ async fn handle(msg: &BorrowedMessage<'_>, sink: &Sink, shutdown: &CancellationT
     }
 }
 
-fn decode(msg: &BorrowedMessage<'_>, sink: &Sink) -> Result<Notification, String> {
-    let payload = msg.payload().ok_or("empty record")?;
-    let record: Record =
-        serde_json::from_slice(payload).map_err(|e| format!("invalid JSON: {e}"))?;
+/// Why a record cannot be stored.
+struct Reject {
+    /// Short label for the metric.
+    kind: &'static str,
+    /// Full text for the log and the dead-letter header.
+    detail: String,
+}
+
+fn reject(kind: &'static str, detail: impl Into<String>) -> Reject {
+    Reject {
+        kind,
+        detail: detail.into(),
+    }
+}
+
+fn decode(msg: &BorrowedMessage<'_>, sink: &Sink) -> Result<Notification, Reject> {
+    let payload = msg
+        .payload()
+        .ok_or_else(|| reject("empty", "empty record"))?;
+    let record: Record = serde_json::from_slice(payload)
+        .map_err(|e| reject("invalid_json", format!("invalid JSON: {e}")))?;
     if !sink.users.contains(&record.to.id) {
-        return Err(format!("unknown recipient {}", record.to.id));
+        return Err(reject(
+            "unknown_recipient",
+            format!("unknown recipient {}", record.to.id),
+        ));
+    }
+    let chars = record.message.chars().count();
+    if chars > MAX_MESSAGE_CHARS {
+        return Err(reject("oversize", format!("message of {chars} characters")));
     }
     let timestamp = msg
         .timestamp()
         .to_millis()
         .and_then(DateTime::from_timestamp_millis);
     Ok(record.into_notification(&sink.topic, msg.partition(), msg.offset(), timestamp))
+}
+
+/// Copy `msg` to the dead-letter topic, retrying until acknowledged.
+/// Returns false only when shutdown interrupted the retries.
+async fn dead_letter(
+    msg: &BorrowedMessage<'_>,
+    why: &Reject,
+    sink: &Sink,
+    shutdown: &CancellationToken,
+) -> bool {
+    tracing::warn!(
+        partition = msg.partition(),
+        offset = msg.offset(),
+        reason = %why.detail,
+        dlq = %sink.dlq,
+        "unusable record sent to the dead-letter topic"
+    );
+    let letter = DeadLetter {
+        error: &why.detail,
+        topic: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key(),
+        payload: msg.payload(),
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match sink.producer.send_dead_letter(&sink.dlq, &letter).await {
+            Ok(()) => {
+                metrics::counter!("herald_dead_letters_total", "reason" => why.kind).increment(1);
+                return true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dead-letter produce failed, retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
@@ -84,38 +85,48 @@ pub fn base_config(cfg: &Config) -> ClientConfig {
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "1000")
         .set("log_level", "4");
+    if let Some(debug) = cfg.kafka_debug.as_deref().filter(|d| !d.is_empty()) {
+        c.set("debug", debug).set("log_level", "7");
+    }
     c
 }
 
-/// Create the topic unless it exists, retrying while the broker is not up
-/// yet (e.g. `scripts/dev` started it a moment ago).
-pub async fn ensure_topic(cfg: &Config) -> Result<(), StartError> {
+/// Create the notifications topic and its dead-letter topic unless they
+/// exist, retrying while the broker is not up yet (e.g. `scripts/dev` started
+/// it a moment ago).
+pub async fn ensure_topics(cfg: &Config) -> Result<(), StartError> {
     let admin: AdminClient<DefaultClientContext> = base_config(cfg).create()?;
-    let topic = NewTopic::new(
-        &cfg.topic,
-        cfg.partitions,
-        TopicReplication::Fixed(cfg.replication_factor),
-    );
+    let dlq = cfg.dlq_topic();
+    let rf = cfg.replication_factor;
+    let topics = [
+        NewTopic::new(&cfg.topic, cfg.partitions, TopicReplication::Fixed(rf)),
+        NewTopic::new(&dlq, cfg.partitions, TopicReplication::Fixed(rf)),
+    ];
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(5)))
         .request_timeout(Some(Duration::from_secs(5)));
     let deadline = Instant::now() + Duration::from_millis(cfg.startup_timeout_ms);
     loop {
-        let attempt = admin.create_topics([&topic], &opts).await;
-        let err = match attempt {
-            Ok(results) => match results.into_iter().next() {
-                Some(Ok(_)) => {
-                    tracing::info!(topic = %cfg.topic, partitions = cfg.partitions, "created topic");
-                    return Ok(());
+        let err = match admin.create_topics(&topics, &opts).await {
+            Ok(results) => {
+                let mut failed = None;
+                for result in results {
+                    match result {
+                        Ok(name) => tracing::info!(topic = %name, "created topic"),
+                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) => failed = Some(format!("{name}: {code:?}")),
+                    }
                 }
-                Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => return Ok(()),
-                Some(Err((_, code))) => format!("{code:?}"),
-            },
+                match failed {
+                    None => return Ok(()),
+                    Some(e) => e,
+                }
+            }
             Err(e) => e.to_string(),
         };
         if Instant::now() >= deadline {
             return Err(StartError::Broker(format!(
-                "could not create topic {} on {}: {err}",
+                "could not create topics {} and {dlq} on {}: {err}",
                 cfg.topic, cfg.kafka_brokers
             )));
         }
@@ -225,6 +236,60 @@ impl Producer {
         }
     }
 
+    /// Copy an unusable record to the dead-letter topic `dlq` with headers
+    /// naming the error and the source position, and wait for the ack.
+    pub async fn send_dead_letter(
+        &self,
+        dlq: &str,
+        letter: &DeadLetter<'_>,
+    ) -> Result<(), KafkaError> {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "herald.error",
+                value: Some(letter.error),
+            })
+            .insert(Header {
+                key: "herald.source.topic",
+                value: Some(letter.topic),
+            })
+            .insert(Header {
+                key: "herald.source.partition",
+                value: Some(&letter.partition.to_string()),
+            })
+            .insert(Header {
+                key: "herald.source.offset",
+                value: Some(&letter.offset.to_string()),
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq).headers(headers);
+        if let Some(key) = letter.key {
+            record = record.key(key);
+        }
+        if let Some(payload) = letter.payload {
+            record = record.payload(payload);
+        }
+        let client = self.client();
+        match tokio::time::timeout(
+            self.shared.timeout,
+            client.send(record, Timeout::After(Duration::ZERO)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => {
+                if needs_new_client(&e) {
+                    self.rebuild();
+                }
+                Err(e)
+            }
+            Err(_) => {
+                self.rebuild();
+                Err(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageTimedOut,
+                ))
+            }
+        }
+    }
+
     /// Swap in a fresh client, at most once per [`REBUILD_INTERVAL`].
     fn rebuild(&self) {
         {
@@ -268,6 +333,23 @@ impl Producer {
             tracing::warn!(error = %e, "producer flush incomplete");
         }
     }
+}
+
+/// An unusable record on its way to the dead-letter topic.
+#[derive(Debug)]
+pub struct DeadLetter<'a> {
+    /// Why it was unusable.
+    pub error: &'a str,
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// The record's key, unchanged.
+    pub key: Option<&'a [u8]>,
+    /// The record's value, unchanged.
+    pub payload: Option<&'a [u8]>,
 }
 
 /// Failures after which the client's producer state may be stale (timeouts

@@ -13,6 +13,7 @@
 //! - `consumer`: the consumer group loop (Kafka → store → hub).
 //! - `store`: SQLite through sqlx, migrations in `migrations/`.
 //! - `hub`: in-process fan-out to SSE streams.
+//! - `telemetry`: Prometheus metrics (`/metrics`).
 //! - `service`: send, list, users, subscribe — used by REST, SSE and the UI.
 //! - `rest`, `sse`: HTTP handlers.
 //! - this file: [`app`] builds the router, [`start`] wires everything.
@@ -26,6 +27,7 @@ pub mod rest;
 pub mod service;
 pub mod sse;
 pub mod store;
+pub mod telemetry;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -87,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .route("/send", post(rest::seed_send))
         .route("/notifications/{user}", get(rest::seed_list))
         .route("/api/health", get(rest::health))
+        .route("/metrics", get(telemetry::render))
         .route("/api/users", get(rest::users))
         .route("/api/notifications", post(rest::create))
         .route("/api/users/{user}/notifications", get(rest::list))
@@ -160,19 +163,23 @@ pub async fn start(
     leptos_options: LeptosOptions,
 ) -> Result<Running, StartError> {
     let store = Store::open(&cfg.database_url).await?;
-    kafka::ensure_topic(&cfg).await?;
+    kafka::ensure_topics(&cfg).await?;
     let producer = Producer::new(&cfg)?;
     let users = store.users().await?;
     let hub = Hub::default();
     let service = Service::new(users.clone(), store.clone(), producer.clone(), hub.clone());
     let shutdown = CancellationToken::new();
 
+    telemetry::install();
     let consumer = consumer::create(&cfg)?;
     let sink = consumer::Sink {
         store: store.clone(),
         hub,
+        dlq: cfg.dlq_topic(),
+        producer: producer.clone(),
         users: Arc::new(users.iter().map(|u| u.id).collect::<HashSet<_>>()),
         topic: cfg.topic.clone(),
+        group: cfg.group_id.clone(),
     };
     let consumer_task = tokio::spawn(consumer::run(consumer, sink, shutdown.clone()));
 

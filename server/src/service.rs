@@ -83,7 +83,16 @@ impl Service {
             message: message.to_owned(),
             created_at: Utc::now(),
         };
-        self.shared.producer.send(&n).await?;
+        let started = std::time::Instant::now();
+        let produced = self.shared.producer.send(&n).await;
+        metrics::histogram!("herald_produce_seconds").record(started.elapsed().as_secs_f64());
+        let outcome = if produced.is_ok() {
+            "accepted"
+        } else {
+            "unavailable"
+        };
+        metrics::counter!("herald_sends_total", "outcome" => outcome).increment(1);
+        produced?;
         Ok(n)
     }
 
@@ -124,6 +133,7 @@ impl Service {
             Some(seq) => (seq, true),
             None => (store.last_seq(user_id).await.map_err(store_error)?, false),
         };
+        metrics::gauge!("herald_sse_connections").increment(1.0);
         let sub = Subscription {
             rx,
             store,
@@ -189,6 +199,12 @@ struct Subscription {
     /// hub will not deliver (resume, or lag).
     replay: bool,
     backlog: VecDeque<Arc<Stored>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        metrics::gauge!("herald_sse_connections").decrement(1.0);
+    }
 }
 
 impl Subscription {

@@ -81,26 +81,24 @@ impl Store {
     /// Store `n` unless a notification with its id exists. Returns the new
     /// row's `seq`, or `None` for a duplicate.
     pub async fn insert(&self, n: &Notification, src: Source) -> Result<Option<i64>, sqlx::Error> {
-        let row = sqlx::query(
-            "INSERT INTO notifications
-                (id, recipient_id, recipient_name, sender_id, sender_name, message,
-                 created_at, kafka_partition, kafka_offset)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO NOTHING
-             RETURNING seq",
-        )
-        .bind(&n.id)
-        .bind(n.to.id)
-        .bind(&n.to.name)
-        .bind(n.from.id)
-        .bind(&n.from.name)
-        .bind(&n.message)
-        .bind(n.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        .bind(src.partition)
-        .bind(src.offset)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.get("seq")))
+        let mut conn = self.pool.acquire().await?;
+        insert_one(&mut conn, n, src).await
+    }
+
+    /// Store every notification of `batch` in one transaction (one fsync),
+    /// skipping those whose id exists. Returns each one's new `seq`, or
+    /// `None` for a duplicate, in order.
+    pub async fn insert_batch(
+        &self,
+        batch: &[(Notification, Source)],
+    ) -> Result<Vec<Option<i64>>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut seqs = Vec::with_capacity(batch.len());
+        for (n, src) in batch {
+            seqs.push(insert_one(&mut tx, n, *src).await?);
+        }
+        tx.commit().await?;
+        Ok(seqs)
     }
 
     /// The newest `limit` notifications of `user_id`, newest first.
@@ -155,6 +153,33 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+async fn insert_one(
+    conn: &mut sqlx::SqliteConnection,
+    n: &Notification,
+    src: Source,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO notifications
+            (id, recipient_id, recipient_name, sender_id, sender_name, message,
+             created_at, kafka_partition, kafka_offset)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING seq",
+    )
+    .bind(&n.id)
+    .bind(n.to.id)
+    .bind(&n.to.name)
+    .bind(n.from.id)
+    .bind(&n.from.name)
+    .bind(&n.message)
+    .bind(n.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    .bind(src.partition)
+    .bind(src.offset)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| r.get("seq")))
 }
 
 fn decode(r: &sqlx::sqlite::SqliteRow) -> Result<Stored, sqlx::Error> {

@@ -260,3 +260,130 @@ impl Tansu {
         }
     }
 }
+
+/// Herald as a real process (`target/.../server`), for crash tests.
+pub struct HeraldProcess {
+    pub base: String,
+    pub port: u16,
+    cfg: Config,
+    child: Option<tokio::process::Child>,
+}
+
+impl HeraldProcess {
+    /// Start the binary with `cfg` on a free port and wait until it serves.
+    pub async fn spawn(cfg: &Config) -> HeraldProcess {
+        let mut p = HeraldProcess {
+            port: free_port(),
+            base: String::new(),
+            cfg: cfg.clone(),
+            child: None,
+        };
+        p.base = format!("http://127.0.0.1:{}", p.port);
+        p.restart().await;
+        p
+    }
+
+    /// (Re)start on the same port, store, topic and group.
+    pub async fn restart(&mut self) {
+        let cfg = &self.cfg;
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env("KAFKA_BROKERS", &cfg.kafka_brokers)
+            .env("HERALD_TOPIC", &cfg.topic)
+            .env("HERALD_CONSUMER_GROUP", &cfg.group_id)
+            .env("DATABASE_URL", &cfg.database_url)
+            .env("HERALD_SEND_TIMEOUT_MS", cfg.send_timeout_ms.to_string())
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{}", self.port))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client()
+            .get(format!("{}/api/health", self.base))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "server did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `kill -9`.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let pid = c.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        tokio::time::timeout(Duration::from_secs(15), c.wait())
+            .await
+            .expect("exits within 15 s")
+            .unwrap()
+    }
+}
+
+/// Read-only view of a Herald SQLite file, for checks the API does not offer
+/// (every stored row, duplicates).
+pub async fn stored_rows(cfg: &Config) -> Vec<(String, String)> {
+    use sqlx::Row;
+    let opts: sqlx::sqlite::SqliteConnectOptions = cfg.database_url.parse().unwrap();
+    let pool = sqlx::SqlitePool::connect_with(opts.read_only(true))
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT id, message FROM notifications ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows.iter()
+        .map(|r| (r.get("id"), r.get("message")))
+        .collect()
+}
+
+/// Wait until the store holds at least `n` rows and stopped growing.
+pub async fn settle(cfg: &Config, n: usize, within: Duration) -> Vec<(String, String)> {
+    let deadline = Instant::now() + within;
+    let mut last = 0;
+    let mut stable_since = Instant::now();
+    loop {
+        let rows = stored_rows(cfg).await;
+        if rows.len() != last {
+            last = rows.len();
+            stable_since = Instant::now();
+        }
+        let settled = rows.len() >= n && stable_since.elapsed() > Duration::from_secs(2);
+        if settled || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Print a measured figure and append it to `target/reliability-figures.txt`
+/// (scripts/test shows that file at the end; docs/reliability.md quotes it).
+pub fn figure(line: &str) {
+    eprintln!("FIGURES {line}");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reliability-figures.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        use std::io::Write;
+        let _ = writeln!(f, "{line}");
+    }
+}

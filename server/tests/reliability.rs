@@ -1,0 +1,402 @@
+//! Lose nothing, store nothing twice: crashes, redelivery, dead letters and
+//! injected broker faults. Figures are printed (run with `--nocapture`) and
+//! recorded in docs/reliability.md.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::{json, Value};
+
+#[derive(Default)]
+struct Outcomes {
+    /// (notification id, message) of every 2xx.
+    acked: Vec<(String, String)>,
+    /// message of every failed request.
+    failed: Vec<String>,
+}
+
+/// `total` sends with `concurrency` workers; `on_progress` sees the count of
+/// answered requests so a test can crash something in the middle.
+async fn load(
+    base: &str,
+    total: usize,
+    concurrency: usize,
+    tag: &str,
+) -> (
+    Arc<Mutex<Outcomes>>,
+    Arc<AtomicUsize>,
+    tokio::task::JoinSet<()>,
+) {
+    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (outcomes, next, answered, http) = (
+            outcomes.clone(),
+            next.clone(),
+            answered.clone(),
+            http.clone(),
+        );
+        let url = format!("{base}/api/notifications");
+        let tag = tag.to_owned();
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return;
+                }
+                let message = format!("{tag} {i}");
+                let from = (i % 4) as i64 + 1;
+                let to = ((i + 1) % 4) as i64 + 1;
+                let res = http
+                    .post(&url)
+                    .json(&json!({"from": from, "to": to, "message": message}))
+                    .send()
+                    .await;
+                let acked_id = match res {
+                    Ok(r) if r.status().is_success() => r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["id"].as_str().map(str::to_owned)),
+                    _ => None,
+                };
+                answered.fetch_add(1, Ordering::Relaxed);
+                let failed = acked_id.is_none();
+                {
+                    let mut o = outcomes.lock().unwrap();
+                    match acked_id {
+                        Some(id) => o.acked.push((id, message)),
+                        None => o.failed.push(message),
+                    }
+                }
+                if failed {
+                    // The server is down: do not burn through the rest.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+    }
+    (outcomes, answered, workers)
+}
+
+fn check_exactly_once(rows: &[(String, String)], outcomes: &Outcomes) -> usize {
+    let stored: HashSet<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+    let missing: Vec<&str> = outcomes
+        .acked
+        .iter()
+        .filter(|(id, _)| !stored.contains(id.as_str()))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "MISSING {} of {} acknowledged (stored {}), e.g. {:?}",
+            missing.len(),
+            outcomes.acked.len(),
+            rows.len(),
+            &missing[..missing.len().min(20)]
+        );
+    }
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    let mut by_message: HashMap<&str, usize> = HashMap::new();
+    for (id, message) in rows {
+        *by_id.entry(id).or_default() += 1;
+        *by_message.entry(message).or_default() += 1;
+    }
+    for (id, message) in &outcomes.acked {
+        assert_eq!(
+            by_id.get(id.as_str()),
+            Some(&1),
+            "acknowledged {message} ({id}) must be stored exactly once"
+        );
+    }
+    let twice: Vec<_> = by_message.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored twice: {twice:?}");
+    let failed: HashSet<&str> = outcomes.failed.iter().map(String::as_str).collect();
+    let failed_but_stored = rows
+        .iter()
+        .filter(|(_, m)| failed.contains(m.as_str()))
+        .count();
+    assert_eq!(
+        rows.len(),
+        outcomes.acked.len() + failed_but_stored,
+        "nothing unexpected stored"
+    );
+    failed_but_stored
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_kill_9_mid_load_loses_no_acknowledged_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &shared_brokers());
+    let mut server = HeraldProcess::spawn(&cfg).await;
+    let total: usize = std::env::var("HERALD_CRASH_SENDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let t0 = Instant::now();
+    let (outcomes, answered, mut workers) = load(&server.base, total, 32, "crash").await;
+    while answered.load(Ordering::Relaxed) < total / 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill().await;
+    let killed_at = answered.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restart = Instant::now();
+    server.restart().await;
+    let back_in = restart.elapsed();
+    while workers.join_next().await.is_some() {}
+    let outcomes = Arc::try_unwrap(outcomes)
+        .ok()
+        .unwrap()
+        .into_inner()
+        .unwrap();
+    let rows = settle(&cfg, outcomes.acked.len(), Duration::from_secs(40)).await;
+    let failed_but_stored = check_exactly_once(&rows, &outcomes);
+    figure(&format!(
+        "crash: {total} sends, concurrency 32, kill -9 after {killed_at} answers; \
+         acked {} failed {} stored {} (failed-but-stored {failed_but_stored}); \
+         restart serving again in {back_in:?}; total {:?}",
+        outcomes.acked.len(),
+        outcomes.failed.len(),
+        rows.len(),
+        t0.elapsed()
+    ));
+    assert!(outcomes.acked.len() > total / 2, "most sends succeed");
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_kill_9_mid_load_gives_503s_then_recovers_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Tansu::start(&dir.path().join("broker")).await;
+    let mut cfg = config(dir.path(), &broker.brokers());
+    cfg.send_timeout_ms = 2_000;
+    let h = Herald::start(cfg.clone()).await;
+    let total = 2_000;
+    let (outcomes, answered, mut workers) = load(&h.base, total, 16, "outage").await;
+    while answered.load(Ordering::Relaxed) < total / 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    broker.kill().await;
+    let down = Instant::now();
+    // While the broker is down, sends are answered 503 within the bound.
+    let mut outage_latencies = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let res = client()
+            .post(h.url("/send"))
+            .form(&[("fromID", "1"), ("toID", "2"), ("message", "while down")])
+            .send()
+            .await
+            .unwrap();
+        outage_latencies.push(t.elapsed());
+        assert_eq!(res.status().as_u16(), 503);
+        assert!(res.headers().contains_key("retry-after"));
+    }
+    broker.restart().await;
+    let outage = down.elapsed();
+    while workers.join_next().await.is_some() {}
+    // Sends work again without restarting Herald.
+    let recovered = Instant::now();
+    loop {
+        let res = client()
+            .post(h.url("/api/notifications"))
+            .json(&json!({"from": 2, "to": 1, "message": "after recovery"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status().as_u16() == 202 {
+            break;
+        }
+        assert!(
+            recovered.elapsed() < Duration::from_secs(30),
+            "sends did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovery = recovered.elapsed();
+    let mut outcomes = Arc::try_unwrap(outcomes)
+        .ok()
+        .unwrap()
+        .into_inner()
+        .unwrap();
+    outcomes.failed.push("while down".into());
+    let rows = settle(&h.cfg, outcomes.acked.len() + 1, Duration::from_secs(60)).await;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|(_, m)| m != "after recovery")
+        .collect();
+    let max = outage_latencies.iter().max().unwrap();
+    assert!(
+        *max <= Duration::from_millis(2_500),
+        "503 within the bound: {outage_latencies:?}"
+    );
+    let failed_but_stored = check_exactly_once(&rows, &outcomes);
+    figure(&format!(
+        "broker: {total} sends, concurrency 16, broker kill -9 for {outage:?}; acked {} failed {} \
+         (failed-but-stored {failed_but_stored}); 503 latency during outage max {max:?}; \
+         first 202 {recovery:?} after the load ended",
+        outcomes.acked.len(),
+        outcomes.failed.len()
+    ));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn redelivered_records_are_not_stored_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &shared_brokers());
+    let h = Herald::start(cfg.clone()).await;
+    for i in 0..30 {
+        let res = client()
+            .post(h.url("/api/notifications"))
+            .json(&json!({"from": 1, "to": 3, "message": format!("redelivery {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 202);
+    }
+    assert_eq!(settle(&cfg, 30, Duration::from_secs(20)).await.len(), 30);
+    h.shutdown().await;
+
+    // A new consumer group over the same topic and store sees every record
+    // again, as after lost commits.
+    let mut again = cfg.clone();
+    again.group_id = format!("{}-again", cfg.group_id);
+    let h = Herald::start(again.clone()).await;
+    let mut sse = SseClient::connect(&h.url("/api/users/3/events"), None).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumed_by(&again) < 30 {
+        assert!(
+            Instant::now() < deadline,
+            "the second group did not consume"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = stored_rows(&cfg).await;
+    assert_eq!(rows.len(), 30, "redelivery stored nothing twice");
+    // Nor were they pushed again as new events.
+    assert!(sse
+        .next_notification(Duration::from_millis(500))
+        .await
+        .is_none());
+    h.shutdown().await;
+}
+
+/// Records the group has committed past, over all partitions.
+fn consumed_by(cfg: &herald::Config) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka_brokers)
+        .set("group.id", &cfg.group_id)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..cfg.partitions {
+        tpl.add_partition(&cfg.topic, p);
+    }
+    consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .map(|c| {
+            c.elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &h.cfg.kafka_brokers)
+        .create()
+        .unwrap();
+    let topic = h.cfg.topic.clone();
+    let records = [
+        "{not json".to_owned(),
+        r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":77,"name":"Nobody"},"message":"to nobody"}"#.to_owned(),
+        format!(r#"{{"from":{{"id":2,"name":"Bruno"}},"to":{{"id":1,"name":"Emma"}},"message":"{}"}}"#, "x".repeat(2_001)),
+        r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":1,"name":"Emma"},"message":"valid after poison"}"#.to_owned(),
+    ];
+    for payload in &records {
+        producer
+            .send(
+                FutureRecord::to(&topic).key("1").payload(payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let list = wait_for_count(&h, 1, 1, Duration::from_secs(5)).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["message"], "valid after poison");
+
+    // The three poison records are on the DLQ with headers naming why.
+    let dlq: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &h.cfg.kafka_brokers)
+        .set("group.id", format!("{}-dlq-reader", h.cfg.group_id))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&h.cfg.dlq_topic()]).unwrap();
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while letters.len() < 3 && Instant::now() < deadline {
+        if let Some(Ok(m)) = dlq.poll(Duration::from_millis(200)) {
+            let mut headers = HashMap::new();
+            if let Some(h) = m.headers() {
+                for hd in h.iter() {
+                    headers.insert(
+                        hd.key.to_owned(),
+                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            letters.push((
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                headers,
+            ));
+        }
+    }
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    letters.sort_by_key(|(_, h)| h["herald.source.offset"].parse::<i64>().unwrap());
+    assert_eq!(letters[0].0, "{not json");
+    assert!(letters[0].1["herald.error"].contains("invalid JSON"));
+    assert!(letters[1].1["herald.error"].contains("unknown recipient 77"));
+    assert!(letters[2].1["herald.error"].contains("2001"));
+    for (_, headers) in &letters {
+        assert_eq!(headers["herald.source.topic"], topic);
+        headers["herald.source.partition"].parse::<i32>().unwrap();
+    }
+
+    // The metric counts them.
+    let (_, metrics) = get(&h.url("/metrics")).await;
+    assert!(
+        metrics.contains("herald_dead_letters_total{reason=\"invalid_json\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("herald_dead_letters_total{reason=\"unknown_recipient\"}"));
+    assert!(metrics.contains("herald_dead_letters_total{reason=\"oversize\"}"));
+    h.shutdown().await;
+}
