@@ -32,6 +32,9 @@ use crate::hub::Hub;
 use crate::kafka::{base_config, DeadLetter, Producer, Record};
 use crate::store::{Source, Store, Stored};
 
+/// Bound on committing and leaving the group at shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Most records written in one transaction.
 pub const BATCH_MAX: usize = 500;
 
@@ -206,12 +209,20 @@ pub async fn run(consumer: GroupConsumer, sink: Sink, shutdown: CancellationToke
         }
         metrics::counter!("herald_consumed_records_total").increment(batch.len() as u64);
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => tracing::info!("consumer offsets committed"),
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(error = %e, "final offset commit failed"),
+    // Committing and leaving the group talk to the broker and block; if the
+    // broker is gone they can block for long, so bound them off the runtime.
+    let close = tokio::task::spawn_blocking(move || {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("consumer offsets committed"),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "final offset commit failed"),
+        }
+        consumer.unsubscribe();
+        drop(consumer);
+    });
+    if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+        tracing::warn!("leaving the consumer group timed out (broker unreachable?)");
     }
-    consumer.unsubscribe();
     tracing::info!("consumer stopped");
 }
 

@@ -9,13 +9,30 @@ use tracing_subscriber::EnvFilter;
 
 use herald::{leptos_options, start, Config};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(serve());
+    // A librdkafka call stuck on an unreachable broker must not keep the
+    // process alive after everything else stopped.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
+}
+
+async fn serve() -> ExitCode {
     let cfg = Config::parse();
     let listener = match TcpListener::bind(cfg.site_addr).await {
         Ok(l) => l,

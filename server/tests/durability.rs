@@ -296,3 +296,31 @@ async fn binary_stops_cleanly_on_sigterm_with_an_open_stream() {
         "stream closed"
     );
 }
+
+#[tokio::test]
+async fn sigterm_exits_promptly_even_when_the_broker_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Tansu::start(&dir.path().join("broker")).await;
+    let cfg = config(dir.path(), &broker.brokers());
+    let mut server = HeraldProcess::spawn(&cfg).await;
+    send_seed(&server.base).await;
+    broker.kill().await;
+    let t0 = Instant::now();
+    let status = server.terminate().await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+async fn send_seed(base: &str) {
+    let res = client()
+        .post(format!("{base}/send"))
+        .form(&[("fromID", "1"), ("toID", "2"), ("message", "hello")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+}

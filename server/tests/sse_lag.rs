@@ -1,0 +1,69 @@
+//! A stream too slow for the hub's buffer is caught up from the store: no
+//! event is silently lost. In-process, no broker needed (the producer is
+//! never used here and connects lazily).
+
+use std::collections::HashSet;
+
+use app::model::{Notification, User};
+use futures::StreamExt;
+use herald::hub::{Hub, CHANNEL_CAPACITY};
+use herald::kafka::Producer;
+use herald::service::Service;
+use herald::store::{Source, Store, Stored};
+use herald::Config;
+
+#[tokio::test]
+async fn a_lagging_stream_catches_up_from_the_store_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let hub = Hub::default();
+    let mut cfg = Config::defaults();
+    cfg.kafka_brokers = "127.0.0.1:1".into();
+    let producer = Producer::new(&cfg).unwrap();
+    let users = store.users().await.unwrap();
+    let service = Service::new(users, store.clone(), producer, hub.clone());
+
+    let stream = service.subscribe(1, None).await.unwrap();
+    // Store and publish far more than the hub buffers while nobody reads,
+    // exactly as the consumer does.
+    let total = CHANNEL_CAPACITY * 3;
+    for i in 0..total {
+        let n = Notification {
+            id: format!("lag-{i}"),
+            from: User {
+                id: 2,
+                name: "Bruno".into(),
+            },
+            to: User {
+                id: 1,
+                name: "Emma".into(),
+            },
+            message: format!("lag {i}"),
+            created_at: chrono::Utc::now(),
+        };
+        let seq = store
+            .insert(
+                &n,
+                Source {
+                    partition: 0,
+                    offset: i as i64,
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        hub.publish(Stored {
+            seq,
+            notification: n,
+        });
+    }
+    let got: Vec<String> = stream
+        .take(total)
+        .map(|s| s.notification.id.clone())
+        .collect()
+        .await;
+    let expected: Vec<String> = (0..total).map(|i| format!("lag-{i}")).collect();
+    assert_eq!(got, expected, "every event, in order, none twice");
+    assert_eq!(got.iter().collect::<HashSet<_>>().len(), total);
+}
