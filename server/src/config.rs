@@ -64,9 +64,22 @@ pub struct Config {
     #[arg(long, env = "HERALD_STARTUP_TIMEOUT_MS", default_value_t = 30_000)]
     pub startup_timeout_ms: u64,
 
+    /// Log format: `text` for people, `json` for log shippers.
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     /// Interval of SSE keep-alive comments, in seconds.
     #[arg(long, env = "HERALD_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Config {

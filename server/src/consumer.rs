@@ -21,9 +21,11 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use app::model::{Notification, MAX_MESSAGE_CHARS};
 
@@ -42,7 +44,24 @@ pub const BATCH_MAX: usize = 500;
 /// so the member that takes them over starts right after what was stored.
 pub struct GroupContext;
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): export the
+    /// lag of each assigned partition.
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!(
+                        "herald_consumer_lag",
+                        "topic" => topic.clone(),
+                        "partition" => partition.to_string()
+                    )
+                    .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -74,6 +93,7 @@ pub fn create(cfg: &Config) -> Result<GroupConsumer, KafkaError> {
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("max.poll.interval.ms", "10000")
+        .set("statistics.interval.ms", "5000")
         .create_with_context(GroupContext)?;
     consumer.subscribe(&[&cfg.topic])?;
     Ok(consumer)
@@ -192,11 +212,9 @@ pub async fn run(consumer: GroupConsumer, sink: Sink, shutdown: CancellationToke
             }
         }
         let span = tracing::debug_span!("batch", size = batch.len());
-        let stored = {
-            let _enter = span.enter();
-            handle_batch(&batch, &sink, &shutdown)
-        }
-        .await;
+        let stored = handle_batch(&batch, &sink, &shutdown)
+            .instrument(span)
+            .await;
         if !stored {
             // Shut down before the batch was stored: leave its offsets
             // uncommitted so the next member consumes it again.

@@ -327,6 +327,25 @@ impl Producer {
         });
     }
 
+    /// Whether the broker answers a metadata request for the topic within
+    /// `timeout` (for readiness). Runs the blocking call off the runtime.
+    pub async fn check_broker(&self, timeout: Duration) -> Result<(), String> {
+        let client = self.client();
+        let topic = self.shared.topic.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            client
+                .client()
+                .fetch_metadata(Some(&topic), Timeout::After(timeout))
+                .map_err(|e| e.to_string())
+                .and_then(|m| match m.topics().first() {
+                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+                    Some(t) => Err(format!("topic {topic}: {:?}", t.error())),
+                    None => Err(format!("topic {topic} missing")),
+                })
+        });
+        probe.await.map_err(|e| e.to_string())?
+    }
+
     /// Wait for in-flight messages (at shutdown).
     pub fn flush(&self, timeout: Duration) {
         if let Err(e) = self.client().flush(Timeout::After(timeout)) {

@@ -89,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .route("/send", post(rest::seed_send))
         .route("/notifications/{user}", get(rest::seed_list))
         .route("/api/health", get(rest::health))
+        .route("/api/ready", get(rest::ready))
         .route("/metrics", get(telemetry::render))
         .route("/api/users", get(rest::users))
         .route("/api/notifications", post(rest::create))

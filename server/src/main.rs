@@ -7,14 +7,20 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use herald::config::LogFormat;
 use herald::{leptos_options, start, Config};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let cfg = Config::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match cfg.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(filter)
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,15 +31,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(serve());
+    let code = runtime.block_on(serve(cfg));
     // A librdkafka call stuck on an unreachable broker must not keep the
     // process alive after everything else stopped.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     code
 }
 
-async fn serve() -> ExitCode {
-    let cfg = Config::parse();
+async fn serve(cfg: Config) -> ExitCode {
     let listener = match TcpListener::bind(cfg.site_addr).await {
         Ok(l) => l,
         Err(e) => {

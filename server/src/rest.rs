@@ -222,6 +222,28 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// `GET /api/ready`: 200 when the broker answers and the store takes
+/// writes, else 503 naming what is not ready.
+pub async fn ready(State(service): State<Service>) -> Response {
+    let (broker, store) = service.readiness().await;
+    let word = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e.clone(),
+    };
+    let body = json!({
+        "status": if broker.is_ok() && store.is_ok() { "ready" } else { "unready" },
+        "broker": word(&broker),
+        "store": word(&store),
+    });
+    if broker.is_ok() && store.is_ok() {
+        Json(body).into_response()
+    } else {
+        let mut body = body;
+        body["message"] = json!("not ready: see broker and store");
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
 /// Any other `/api/…` path: JSON 404 instead of the HTML page.
 pub async fn api_not_found() -> AppError {
     AppError::NotFound("no such API route".into())

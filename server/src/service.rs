@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::Stream;
@@ -145,6 +146,20 @@ impl Service {
         Ok(futures::stream::unfold(sub, |mut sub| async move {
             sub.next().await.map(|item| (item, sub))
         }))
+    }
+
+    /// Readiness: the broker answers metadata requests and the store takes
+    /// writes. Each part is `Ok` or the reason it is not ready.
+    pub async fn readiness(&self) -> (Result<(), String>, Result<(), String>) {
+        let broker = self.shared.producer.check_broker(Duration::from_secs(2));
+        let store = async {
+            self.shared
+                .store
+                .check_writable()
+                .await
+                .map_err(|e| e.to_string())
+        };
+        tokio::join!(broker, store)
     }
 
     /// The hub (for the consumer and tests).

@@ -149,6 +149,16 @@ impl Store {
             .await
     }
 
+    /// Prove the store takes writes (for readiness): rewrite one row in a
+    /// transaction.
+    pub async fn check_writable(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT OR REPLACE INTO readiness (id, checked_at) VALUES (1, ?)")
+            .bind(chrono::Utc::now().to_rfc3339())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
     /// Close the pool, waiting for running queries.
     pub async fn close(&self) {
         self.pool.close().await;

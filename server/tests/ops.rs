@@ -1,0 +1,138 @@
+//! What operators rely on: metrics, readiness, JSON logs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn metrics_expose_the_named_series_after_a_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let mut sse = SseClient::connect(&h.url("/api/users/2/events"), None).await;
+    let res = client()
+        .post(h.url("/api/notifications"))
+        .json(&json!({"from": 1, "to": 2, "message": "measured"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    sse.next_notification(Duration::from_secs(5))
+        .await
+        .expect("delivered");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let wanted = [
+        "herald_sends_total{outcome=\"accepted\"}",
+        "herald_produce_seconds",
+        "herald_consumed_records_total",
+        "herald_store_write_seconds",
+        "herald_store_batch_size",
+        "herald_sse_connections",
+        // From librdkafka's statistics, every 5 s.
+        &format!("herald_consumer_lag{{topic=\"{}\"", h.cfg.topic),
+    ];
+    loop {
+        let (status, body) = get(&h.url("/metrics")).await;
+        assert_eq!(status, 200);
+        let missing: Vec<_> = wanted.iter().filter(|w| !body.contains(*w)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "missing {missing:?} in\n{body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn ready_follows_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Tansu::start(&dir.path().join("broker")).await;
+    let h = Herald::start(config(dir.path(), &broker.brokers())).await;
+    let ready = |url: String| async move {
+        let res = client().get(url).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json::<Value>().await.unwrap())
+    };
+    let (status, body) = ready(h.url("/api/ready")).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("ready")),
+        "{body}"
+    );
+    assert_eq!(body["store"], "ok");
+
+    broker.kill().await;
+    let (status, body) = ready(h.url("/api/ready")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unready");
+    assert_ne!(body["broker"], "ok");
+    assert_eq!(body["store"], "ok");
+    // The process itself is fine.
+    assert_eq!(get(&h.url("/api/health")).await.0, 200);
+
+    broker.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = ready(h.url("/api/ready")).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still unready: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn json_log_format_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &shared_brokers());
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("KAFKA_BROKERS", &cfg.kafka_brokers)
+        .env("HERALD_TOPIC", &cfg.topic)
+        .env("HERALD_CONSUMER_GROUP", &cfg.group_id)
+        .env("DATABASE_URL", &cfg.database_url)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("HERALD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client()
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{text}");
+    for line in &lines {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+    assert!(text.contains("Herald listening on"), "{text}");
+}
