@@ -39,6 +39,12 @@ pub struct Config {
     #[arg(long, env = "HERALD_KAFKA_DEBUG")]
     pub kafka_debug: Option<String>,
 
+    /// Longest time the broker may hold a fetch when no record is waiting
+    /// (`fetch.wait.max.ms`). It bounds send-to-event latency on brokers
+    /// that answer only when it expires; lower means more idle polling.
+    #[arg(long, env = "HERALD_FETCH_WAIT_MS", default_value_t = 10)]
+    pub fetch_wait_ms: u64,
+
     /// Consumer group that writes notifications into the store.
     #[arg(
         long,

@@ -94,6 +94,7 @@ pub fn create(cfg: &Config) -> Result<GroupConsumer, KafkaError> {
         .set("session.timeout.ms", "10000")
         .set("max.poll.interval.ms", "10000")
         .set("statistics.interval.ms", "5000")
+        .set("fetch.wait.max.ms", cfg.fetch_wait_ms.to_string())
         .create_with_context(GroupContext)?;
     consumer.subscribe(&[&cfg.topic])?;
     Ok(consumer)

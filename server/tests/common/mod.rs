@@ -111,7 +111,9 @@ pub struct SseEvent {
     pub retry: Option<u64>,
 }
 
-/// A minimal SSE reader over a reqwest response, for assertions.
+/// A minimal SSE reader over a reqwest response, for assertions on the wire
+/// format itself (a spec-following client such as `eventsource-stream`, which
+/// herald-bench uses, hides frames like a lone `retry:` that tests check).
 pub struct SseClient {
     stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buf: String,

@@ -1,0 +1,652 @@
+//! `herald-bench`: load a running Herald through its public HTTP API only and
+//! report throughput and latency.
+//!
+//! Modes: `send` (concurrent senders for a duration), `e2e` (fixed send rate,
+//! time from request start to the SSE event), `fanout` (K open streams: server
+//! RSS per connection and broadcast latency), `store` (list latency for a big
+//! inbox, seeded through the API). Each run prints a table and writes
+//! `<out>/<mode>.json` and `<out>/<mode>.svg` (latency by percentile).
+//!
+//! Example: `cargo run --release -p server --bin herald-bench -- --url
+//! http://127.0.0.1:3000 send --concurrency 64 --seconds 10`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(
+    name = "herald-bench",
+    about = "Load a running Herald and report throughput and latency"
+)]
+struct Cli {
+    /// Base URL of the Herald under test.
+    #[arg(long, env = "HERALD_URL", default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Directory for `<mode>.json` and `<mode>.svg`.
+    #[arg(long, default_value = "docs/bench")]
+    out: PathBuf,
+    /// Exit with status 1 if any request failed or any event was not delivered.
+    #[arg(long)]
+    check: bool,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Concurrent senders for a duration: accepted/s and HTTP latency.
+    Send {
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// `seed` = POST /send (form), `api` = POST /api/notifications (JSON).
+        #[arg(long, value_enum, default_value = "seed")]
+        route: Route,
+    },
+    /// Fixed send rate with SSE subscribers: send-to-event latency, undelivered count.
+    E2e {
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// SSE streams, spread over users 1–4.
+        #[arg(long, default_value_t = 4)]
+        subscribers: usize,
+    },
+    /// K open SSE streams of one user: server RSS per stream, broadcast latency.
+    Fanout {
+        #[arg(long, default_value_t = 1_000)]
+        connections: usize,
+        /// Server process id, to read its RSS from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// List latency of a big inbox, seeded through the API first.
+    Store {
+        /// Notifications to send to the user first (0: measure as is).
+        #[arg(long, default_value_t = 1_000_000)]
+        seed: usize,
+        #[arg(long, default_value_t = 4)]
+        user: i64,
+        /// Timed list requests.
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Route {
+    Seed,
+    Api,
+}
+
+/// Latency summary in milliseconds.
+#[derive(Serialize)]
+struct Latency {
+    count: u64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+fn summary(h: &Histogram<u64>) -> Latency {
+    let ms = |us: u64| us as f64 / 1_000.0;
+    Latency {
+        count: h.len(),
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    let _ = h.record((d.as_micros() as u64).max(1));
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(1_024)
+        .build()?;
+    let base = cli.url.trim_end_matches('/').to_owned();
+    let (name, report, hist, failures) = match cli.mode {
+        Mode::Send {
+            concurrency,
+            seconds,
+            route,
+        } => send(&http, &base, concurrency, seconds, route).await,
+        Mode::E2e {
+            rate,
+            seconds,
+            subscribers,
+        } => e2e(&http, &base, rate, seconds, subscribers).await?,
+        Mode::Fanout {
+            connections,
+            server_pid,
+        } => fanout(&http, &base, connections, server_pid).await?,
+        Mode::Store {
+            seed,
+            user,
+            requests,
+        } => store(&http, &base, seed, user, requests).await?,
+    };
+    std::fs::create_dir_all(&cli.out)?;
+    let json_path = cli.out.join(format!("{name}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
+    let svg_path = cli.out.join(format!("{name}.svg"));
+    chart(
+        &svg_path,
+        &format!("herald-bench {name}: latency by percentile"),
+        &hist,
+    )?;
+    print_table(name, &report);
+    println!("wrote {} and {}", json_path.display(), svg_path.display());
+    if cli.check && failures > 0 {
+        eprintln!("check failed: {failures} failed requests or undelivered events");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+type Outcome = (&'static str, Value, Histogram<u64>, u64);
+
+async fn send(
+    http: &reqwest::Client,
+    base: &str,
+    concurrency: usize,
+    seconds: f64,
+    route: Route,
+) -> Outcome {
+    let hist = Arc::new(Mutex::new(histogram()));
+    let statuses: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let seq = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, hist, statuses, seq) = (
+            http.clone(),
+            base.to_owned(),
+            hist.clone(),
+            statuses.clone(),
+            seq.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut local = histogram();
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            while Instant::now() < end {
+                let i = seq.fetch_add(1, Ordering::Relaxed);
+                let (from, to) = ((i % 4) as i64 + 1, ((i + 1) % 4) as i64 + 1);
+                let message = format!("bench send {i}");
+                let t = Instant::now();
+                let res = match route {
+                    Route::Seed => {
+                        let (f, t) = (from.to_string(), to.to_string());
+                        http.post(format!("{base}/send"))
+                            .form(&[
+                                ("fromID", f.as_str()),
+                                ("toID", t.as_str()),
+                                ("message", message.as_str()),
+                            ])
+                            .send()
+                            .await
+                    }
+                    Route::Api => {
+                        http.post(format!("{base}/api/notifications"))
+                            .json(&json!({"from": from, "to": to, "message": message}))
+                            .send()
+                            .await
+                    }
+                };
+                let key = match res {
+                    Ok(r) => {
+                        let status = r.status();
+                        let _ = r.bytes().await;
+                        record(&mut local, t.elapsed());
+                        status.as_u16().to_string()
+                    }
+                    Err(e) => format!(
+                        "error: {}",
+                        if e.is_timeout() { "timeout" } else { "connect" }
+                    ),
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+            hist.lock().unwrap().add(&local).expect("same bounds");
+            let mut all = statuses.lock().unwrap();
+            for (k, v) in counts {
+                *all.entry(k).or_default() += v;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let statuses = statuses.lock().unwrap().clone();
+    let ok: u64 = statuses
+        .iter()
+        .filter(|(k, _)| k.starts_with('2'))
+        .map(|(_, v)| v)
+        .sum();
+    let total: u64 = statuses.values().sum();
+    let hist = hist.lock().unwrap().clone();
+    let report = json!({
+        "mode": "send", "route": route, "concurrency": concurrency, "seconds": elapsed,
+        "accepted": ok, "accepted_per_second": ok as f64 / elapsed,
+        "statuses": statuses, "latency_ms": summary(&hist),
+    });
+    ("send", report, hist, total - ok)
+}
+
+/// Open an SSE stream; returns the event stream once the server answered.
+async fn open_stream(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<
+    impl futures::Stream<
+        Item = Result<
+            eventsource_stream::Event,
+            eventsource_stream::EventStreamError<reqwest::Error>,
+        >,
+    >,
+    reqwest::Error,
+> {
+    let res = http
+        .get(url)
+        .header("accept", "text/event-stream")
+        .timeout(Duration::from_secs(24 * 3600))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(res.bytes_stream().eventsource())
+}
+
+async fn e2e(
+    http: &reqwest::Client,
+    base: &str,
+    rate: u64,
+    seconds: f64,
+    subscribers: usize,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let total = (rate as f64 * seconds) as usize;
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
+    let origin = Instant::now();
+    // Request start per notification, in ns since `origin` (0 = not sent).
+    let starts: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let hist = Arc::new(Mutex::new(histogram()));
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let mut streams_per_user = [0usize; 4];
+    let mut readers = Vec::new();
+    for j in 0..subscribers {
+        let user = j % 4 + 1;
+        streams_per_user[user - 1] += 1;
+        let mut events = open_stream(http, &format!("{base}/api/users/{user}/events")).await?;
+        let (starts, hist, delivered, prefix) = (
+            starts.clone(),
+            hist.clone(),
+            delivered.clone(),
+            format!("bench e2e {run} "),
+        );
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(ev)) = events.next().await {
+                if ev.event != "notification" {
+                    continue;
+                }
+                let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+                    continue;
+                };
+                let Some(i) = v["message"]
+                    .as_str()
+                    .and_then(|m| m.strip_prefix(&prefix))
+                    .and_then(|s| s.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                let sent = starts.get(i).map_or(0, |s| s.load(Ordering::Acquire));
+                if sent > 0 {
+                    let now = origin.elapsed().as_nanos() as u64;
+                    record(
+                        &mut hist.lock().unwrap(),
+                        Duration::from_nanos(now.saturating_sub(sent)),
+                    );
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let accepted = Arc::new(Mutex::new(vec![0usize; 4]));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let inflight = Arc::new(tokio::sync::Semaphore::new(1_024));
+    let started = Instant::now();
+    let mut senders = Vec::with_capacity(total);
+    for i in 0..total {
+        tokio::time::sleep_until(
+            (started + Duration::from_secs_f64(i as f64 / rate as f64)).into(),
+        )
+        .await;
+        let permit = inflight.clone().acquire_owned().await?;
+        let (http, base, starts, accepted, failed, run) = (
+            http.clone(),
+            base.to_owned(),
+            starts.clone(),
+            accepted.clone(),
+            failed.clone(),
+            run.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let to = i % 4 + 1;
+            let from = (i + 1) % 4 + 1;
+            starts[i].store(
+                (origin.elapsed().as_nanos() as u64).max(1),
+                Ordering::Release,
+            );
+            let res = http
+                .post(format!("{base}/api/notifications"))
+                .json(&json!({"from": from, "to": to, "message": format!("bench e2e {run} {i}")}))
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().is_success() => accepted.lock().unwrap()[to - 1] += 1,
+                _ => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            drop(permit);
+        }));
+    }
+    for s in senders {
+        let _ = s.await;
+    }
+    let send_seconds = started.elapsed().as_secs_f64();
+    let expected: usize = accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .zip(streams_per_user)
+        .map(|(a, s)| a * s)
+        .sum();
+    let grace = Instant::now() + Duration::from_secs(10);
+    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for r in readers {
+        r.abort();
+    }
+    let delivered = delivered.load(Ordering::Relaxed);
+    let undelivered = expected.saturating_sub(delivered);
+    let failed = failed.load(Ordering::Relaxed);
+    let hist = hist.lock().unwrap().clone();
+    let report = json!({
+        "mode": "e2e", "rate": rate, "seconds": send_seconds, "subscribers": subscribers,
+        "sent": total, "failed_sends": failed, "expected_events": expected,
+        "delivered_events": delivered, "undelivered": undelivered,
+        "latency_ms": summary(&hist),
+    });
+    Ok(("e2e", report, hist, (failed + undelivered) as u64))
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn fanout(
+    http: &reqwest::Client,
+    base: &str,
+    connections: usize,
+    server_pid: Option<u32>,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let before = server_pid.and_then(rss_kb);
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
+    let ready = Arc::new(AtomicUsize::new(0));
+    let got: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let mut readers = Vec::new();
+    let opened = Instant::now();
+    for _ in 0..connections {
+        let mut events = open_stream(http, &format!("{base}/api/users/1/events")).await?;
+        // The server subscribes before it answers: the stream is live now.
+        ready.fetch_add(1, Ordering::Relaxed);
+        let (got, needle) = (got.clone(), format!("fanout {run}"));
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(ev)) = events.next().await {
+                if ev.event == "notification" && ev.data.contains(&needle) {
+                    got.lock().unwrap().push(Instant::now());
+                    break;
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ready.load(Ordering::Relaxed) < connections && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let open_seconds = opened.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = server_pid.and_then(rss_kb);
+    let t0 = Instant::now();
+    let res = http
+        .post(format!("{base}/api/notifications"))
+        .json(&json!({"from": 2, "to": 1, "message": format!("fanout {run}")}))
+        .send()
+        .await?;
+    let sent_ok = res.status().is_success();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.lock().unwrap().len() < connections && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut hist = histogram();
+    for t in got.lock().unwrap().iter() {
+        record(&mut hist, t.duration_since(t0));
+    }
+    for r in readers {
+        r.abort();
+    }
+    let reached = hist.len() as usize;
+    let per_conn = match (before, after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / connections as f64),
+        _ => None,
+    };
+    let report = json!({
+        "mode": "fanout", "connections": connections, "streams_live": ready.load(Ordering::Relaxed),
+        "open_seconds": open_seconds, "rss_kb_before": before, "rss_kb_after": after,
+        "rss_kb_per_connection": per_conn, "reached": reached,
+        "latency_ms": summary(&hist),
+    });
+    let failures = (connections - reached) as u64 + u64::from(!sent_ok);
+    Ok(("fanout", report, hist, failures))
+}
+
+async fn store(
+    http: &reqwest::Client,
+    base: &str,
+    seed: usize,
+    user: i64,
+    requests: usize,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let mut seeded_in = 0.0;
+    let mut failures = 0u64;
+    if seed > 0 {
+        // Count the seeded notifications as the consumer stores them.
+        let mut events = open_stream(http, &format!("{base}/api/users/{user}/events")).await?;
+        let run = format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        );
+        let prefix = format!("\"store {run} ");
+        let stored = Arc::new(AtomicUsize::new(0));
+        let counter = stored.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(ev)) = events.next().await {
+                if ev.data.contains(&prefix) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let t = Instant::now();
+        let next = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (http, base, next, failed, run) = (
+                http.clone(),
+                base.to_owned(),
+                next.clone(),
+                failed.clone(),
+                run.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= seed {
+                        return;
+                    }
+                    let from = if user == 1 { 2 } else { 1 };
+                    let ok = http
+                        .post(format!("{base}/api/notifications"))
+                        .json(&json!({"from": from, "to": user, "message": format!("store {run} {i}")}))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    if !ok {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        let failed = failed.load(Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while stored.load(Ordering::Relaxed) < seed - failed && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        reader.abort();
+        seeded_in = t.elapsed().as_secs_f64();
+        failures +=
+            failed as u64 + (seed - failed).saturating_sub(stored.load(Ordering::Relaxed)) as u64;
+    }
+    let mut hist = histogram();
+    let mut listed = 0;
+    for _ in 0..requests {
+        let t = Instant::now();
+        let res = http
+            .get(format!("{base}/api/users/{user}/notifications"))
+            .send()
+            .await?;
+        let ok = res.status().is_success();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        record(&mut hist, t.elapsed());
+        listed = body["notifications"].as_array().map_or(0, Vec::len);
+        if !ok {
+            failures += 1;
+        }
+    }
+    let report = json!({
+        "mode": "store", "user": user, "seeded": seed, "seed_seconds": seeded_in,
+        "list_requests": requests, "listed_per_request": listed,
+        "latency_ms": summary(&hist),
+    });
+    Ok(("store", report, hist, failures))
+}
+
+fn print_table(name: &str, report: &Value) {
+    println!("herald-bench {name}");
+    if let Some(obj) = report.as_object() {
+        for (k, v) in obj {
+            if k == "latency_ms" {
+                continue;
+            }
+            println!("  {k:<24} {v}");
+        }
+    }
+    let l = &report["latency_ms"];
+    println!(
+        "  {:<8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "latency", "count", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
+    );
+    println!(
+        "  {:<8} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
+        "",
+        l["count"],
+        l["p50"].as_f64().unwrap_or(0.0),
+        l["p90"].as_f64().unwrap_or(0.0),
+        l["p99"].as_f64().unwrap_or(0.0),
+        l["p999"].as_f64().unwrap_or(0.0),
+        l["max"].as_f64().unwrap_or(0.0)
+    );
+}
+
+/// Latency (ms) by percentile, as an SVG line chart.
+fn chart(
+    path: &Path,
+    title: &str,
+    hist: &Histogram<u64>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let points: Vec<(f64, f64)> = if hist.is_empty() {
+        Vec::new()
+    } else {
+        (0..=1000)
+            .map(|i| {
+                let q = i as f64 / 1000.0;
+                (q * 100.0, hist.value_at_quantile(q) as f64 / 1_000.0)
+            })
+            .collect()
+    };
+    let ymax = points.iter().map(|p| p.1).fold(0.1, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..100f64, 0f64..ymax)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .draw()?;
+    chart.draw_series(LineSeries::new(points, &BLUE))?;
+    root.present()?;
+    Ok(())
+}
