@@ -73,7 +73,9 @@ wait_for_port() {
 start_broker() {
   local port=$1 dir=$2 log=$3
   mkdir -p "$dir"
-  (cd "$dir" && exec "$TANSU_BIN" broker \
+  # In a session of its own, so a Ctrl-C meant for Herald does not stop the
+  # broker first (Herald commits offsets on the way out); the caller stops it.
+  (cd "$dir" && exec setsid "$TANSU_BIN" broker \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
       --storage-engine sqlite://tansu.db) >"$log" 2>&1 &

@@ -6,43 +6,18 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 async fn send(h: &Herald, from: i64, to: i64, message: &str) -> Value {
-    let res = client()
-        .post(h.url("/api/notifications"))
-        .json(&json!({"from": from, "to": to, "message": message}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202);
-    res.json().await.unwrap()
-}
-
-fn committed_total(cfg: &herald::Config) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.kafka_brokers)
-        .set("group.id", &cfg.group_id)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..cfg.partitions {
-        tpl.add_partition(&cfg.topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
-        .sum()
+    let (status, body) = post_json(
+        &h.url("/api/notifications"),
+        json!({"from": from, "to": to, "message": message}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    body
 }
 
 #[tokio::test]
@@ -256,40 +231,11 @@ async fn broker_outage_gives_fast_503_and_sends_recover_by_themselves() {
 async fn binary_stops_cleanly_on_sigterm_with_an_open_stream() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &shared_brokers());
-    let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("KAFKA_BROKERS", &cfg.kafka_brokers)
-        .env("HERALD_TOPIC", &cfg.topic)
-        .env("HERALD_CONSUMER_GROUP", &cfg.group_id)
-        .env("DATABASE_URL", &cfg.database_url)
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client()
-        .get(format!("{base}/api/health"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut sse = SseClient::connect(&format!("{base}/api/users/1/events"), None).await;
+    let mut server = HeraldProcess::spawn(&cfg).await;
+    let mut sse = SseClient::connect(&format!("{}/api/users/1/events", server.base), None).await;
     sse.next(Duration::from_secs(2)).await.unwrap();
 
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("exits within 15 s")
-        .unwrap();
+    let status = server.terminate().await;
     assert!(status.success(), "exit status {status:?}");
     assert!(
         sse.next(Duration::from_secs(2)).await.is_none(),

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use app::model::{Notification, ServiceError, User};
+use app::model::{Notification, ServiceError};
 use herald::kafka::Producer;
 use herald::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -15,19 +15,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 
 fn notification(message: &str) -> Notification {
-    Notification {
-        id: uuid::Uuid::now_v7().to_string(),
-        from: User {
-            id: 2,
-            name: "Bruno".into(),
-        },
-        to: User {
-            id: 1,
-            name: "Emma".into(),
-        },
-        message: message.into(),
-        created_at: chrono::Utc::now(),
-    }
+    common::notification(&uuid::Uuid::now_v7().to_string(), message)
 }
 
 fn records_on(bootstrap: &str, topic: &str) -> usize {

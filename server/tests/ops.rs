@@ -91,40 +91,13 @@ async fn ready_follows_the_broker() {
 async fn json_log_format_writes_one_json_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &shared_brokers());
-    let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("KAFKA_BROKERS", &cfg.kafka_brokers)
-        .env("HERALD_TOPIC", &cfg.topic)
-        .env("HERALD_CONSUMER_GROUP", &cfg.group_id)
-        .env("DATABASE_URL", &cfg.database_url)
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .env("HERALD_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client()
-        .get(format!("{base}/api/health"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let mut server = HeraldProcess::spawn_with(
+        &cfg,
+        &[("HERALD_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        true,
+    )
+    .await;
+    let out = server.terminate_with_output().await;
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -2,9 +2,10 @@
 //! event is silently lost. In-process, no broker needed (the producer is
 //! never used here and connects lazily).
 
+mod common;
+
 use std::collections::HashSet;
 
-use app::model::{Notification, User};
 use futures::StreamExt;
 use herald::hub::{Hub, CHANNEL_CAPACITY};
 use herald::kafka::Producer;
@@ -29,19 +30,7 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
     // exactly as the consumer does.
     let total = CHANNEL_CAPACITY * 3;
     for i in 0..total {
-        let n = Notification {
-            id: format!("lag-{i}"),
-            from: User {
-                id: 2,
-                name: "Bruno".into(),
-            },
-            to: User {
-                id: 1,
-                name: "Emma".into(),
-            },
-            message: format!("lag {i}"),
-            created_at: chrono::Utc::now(),
-        };
+        let n = common::notification(&format!("lag-{i}"), &format!("lag {i}"));
         let seq = store
             .insert(
                 &n,

@@ -268,19 +268,36 @@ pub struct HeraldProcess {
     pub base: String,
     pub port: u16,
     cfg: Config,
+    env: Vec<(String, String)>,
+    capture_stdout: bool,
     child: Option<tokio::process::Child>,
 }
 
 impl HeraldProcess {
     /// Start the binary with `cfg` on a free port and wait until it serves.
     pub async fn spawn(cfg: &Config) -> HeraldProcess {
+        Self::spawn_with(cfg, &[], false).await
+    }
+
+    /// Like [`Self::spawn`], with extra environment variables and, if asked,
+    /// stdout captured for [`Self::terminate_with_output`].
+    pub async fn spawn_with(
+        cfg: &Config,
+        env: &[(&str, &str)],
+        capture_stdout: bool,
+    ) -> HeraldProcess {
+        let port = free_port();
         let mut p = HeraldProcess {
-            port: free_port(),
-            base: String::new(),
+            base: format!("http://127.0.0.1:{port}"),
+            port,
             cfg: cfg.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            capture_stdout,
             child: None,
         };
-        p.base = format!("http://127.0.0.1:{}", p.port);
         p.restart().await;
         p
     }
@@ -288,8 +305,8 @@ impl HeraldProcess {
     /// (Re)start on the same port, store, topic and group.
     pub async fn restart(&mut self) {
         let cfg = &self.cfg;
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .env("KAFKA_BROKERS", &cfg.kafka_brokers)
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"));
+        cmd.env("KAFKA_BROKERS", &cfg.kafka_brokers)
             .env("HERALD_TOPIC", &cfg.topic)
             .env("HERALD_CONSUMER_GROUP", &cfg.group_id)
             .env("DATABASE_URL", &cfg.database_url)
@@ -299,10 +316,12 @@ impl HeraldProcess {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .kill_on_drop(true);
+        if self.capture_stdout {
+            cmd.stdout(Stdio::piped());
+        }
+        self.child = Some(cmd.spawn().unwrap());
         let deadline = Instant::now() + Duration::from_secs(60);
         while client()
             .get(format!("{}/api/health", self.base))
@@ -322,19 +341,90 @@ impl HeraldProcess {
         }
     }
 
-    /// SIGTERM and wait for the exit status.
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
-        let pid = c.id().unwrap().to_string();
+    fn sigterm(&self) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("running")
+            .id()
+            .unwrap()
+            .to_string();
         assert!(std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .unwrap()
             .success());
+    }
+
+    /// SIGTERM and wait (at most 15 s) for the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        let mut c = self.child.take().unwrap();
         tokio::time::timeout(Duration::from_secs(15), c.wait())
             .await
             .expect("exits within 15 s")
             .unwrap()
+    }
+
+    /// SIGTERM and wait (at most 15 s) for the exit status and stdout.
+    pub async fn terminate_with_output(&mut self) -> std::process::Output {
+        self.sigterm();
+        let c = self.child.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(15), c.wait_with_output())
+            .await
+            .expect("exits within 15 s")
+            .unwrap()
+    }
+}
+
+/// Sum over all partitions of the offsets `cfg`'s group has committed.
+pub fn committed_total(cfg: &Config) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka_brokers)
+        .set("group.id", &cfg.group_id)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..cfg.partitions {
+        tpl.add_partition(&cfg.topic, p);
+    }
+    consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .map(|c| {
+            c.elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `POST url` with a JSON body: (status, JSON answer).
+pub async fn post_json(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let res = client().post(url).json(&body).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.expect("JSON answer"))
+}
+
+/// A notification from Bruno to Emma, as the consumer would store it.
+pub fn notification(id: &str, message: &str) -> app::model::Notification {
+    use app::model::{Notification, User};
+    Notification {
+        id: id.to_owned(),
+        from: User {
+            id: 2,
+            name: "Bruno".into(),
+        },
+        to: User {
+            id: 1,
+            name: "Emma".into(),
+        },
+        message: message.to_owned(),
+        created_at: chrono::Utc::now(),
     }
 }
 
