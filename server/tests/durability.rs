@@ -6,8 +6,6 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 async fn send(h: &Herald, from: i64, to: i64, message: &str) -> Value {
@@ -70,21 +68,11 @@ async fn restart_keeps_notifications_and_duplicates_none() {
 async fn go_tutorial_records_are_consumed_and_bad_json_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let h = Herald::start(config(dir.path(), &shared_brokers())).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &h.cfg.kafka_brokers)
-        .create()
-        .unwrap();
     let topic = h.cfg.topic.clone();
-    for payload in [
+    produce_raw(&h.cfg, &[
         "{this is not json".to_owned(),
         r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":1,"name":"Emma"},"message":"Bruno started following you"}"#.to_owned(),
-    ] {
-        producer
-            .send(FutureRecord::to(&topic).key("1").payload(&payload), Duration::from_secs(5))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
+    ]).await;
     let list = wait_for_count(&h, 1, 1, Duration::from_secs(5)).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["message"], "Bruno started following you");

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
@@ -302,10 +301,6 @@ async fn redelivered_records_are_not_stored_twice() {
 async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let h = Herald::start(config(dir.path(), &shared_brokers())).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &h.cfg.kafka_brokers)
-        .create()
-        .unwrap();
     let topic = h.cfg.topic.clone();
     let records = [
         "{not json".to_owned(),
@@ -313,16 +308,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
         format!(r#"{{"from":{{"id":2,"name":"Bruno"}},"to":{{"id":1,"name":"Emma"}},"message":"{}"}}"#, "x".repeat(2_001)),
         r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":1,"name":"Emma"},"message":"valid after poison"}"#.to_owned(),
     ];
-    for payload in &records {
-        producer
-            .send(
-                FutureRecord::to(&topic).key("1").payload(payload),
-                Duration::from_secs(5),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
+    produce_raw(&h.cfg, &records).await;
     let list = wait_for_count(&h, 1, 1, Duration::from_secs(5)).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["message"], "valid after poison");

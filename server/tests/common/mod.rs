@@ -479,3 +479,23 @@ pub fn figure(line: &str) {
         let _ = writeln!(f, "{line}");
     }
 }
+
+/// Write raw records (key "1") straight to `cfg`'s topic with a plain
+/// rdkafka producer, as another service or the Go tutorial would.
+pub async fn produce_raw(cfg: &Config, payloads: &[String]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka_brokers)
+        .create()
+        .unwrap();
+    for payload in payloads {
+        producer
+            .send(
+                FutureRecord::to(&cfg.topic).key("1").payload(payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
