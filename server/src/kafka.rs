@@ -12,7 +12,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
@@ -212,25 +212,40 @@ impl Producer {
         let record = FutureRecord::to(&self.shared.topic)
             .key(&key)
             .payload(&payload);
+        self.deliver(record).await.map_err(|e| {
+            tracing::warn!(error = %e, id = %n.id, "send failed");
+            ServiceError::Unavailable(match e {
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => {
+                    "the message broker did not acknowledge the notification in time".into()
+                }
+                e => format!("the message broker did not accept the notification: {e}"),
+            })
+        })
+    }
+
+    /// Enqueue `record` and wait, at most the send bound, for the broker's
+    /// acknowledgement. A full local queue fails at once; after a failure
+    /// that may leave the client's producer state stale, the client is
+    /// replaced (see the type's documentation).
+    async fn deliver<K, P>(&self, record: FutureRecord<'_, K, P>) -> Result<(), KafkaError>
+    where
+        K: ToBytes + ?Sized + Sync,
+        P: ToBytes + ?Sized + Sync,
+    {
         let client = self.client();
-        // Never block on a full queue: fail fast instead.
         let delivery = client.send(record, Timeout::After(Duration::ZERO));
         match tokio::time::timeout(self.shared.timeout, delivery).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((e, _))) => {
-                tracing::warn!(error = %e, id = %n.id, "send failed");
                 if needs_new_client(&e) {
                     self.rebuild();
                 }
-                Err(ServiceError::Unavailable(format!(
-                    "the message broker did not accept the notification: {e}"
-                )))
+                Err(e)
             }
             Err(_) => {
-                tracing::warn!(id = %n.id, "send timed out");
                 self.rebuild();
-                Err(ServiceError::Unavailable(
-                    "the message broker did not acknowledge the notification in time".into(),
+                Err(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageTimedOut,
                 ))
             }
         }
@@ -267,27 +282,7 @@ impl Producer {
         if let Some(payload) = letter.payload {
             record = record.payload(payload);
         }
-        let client = self.client();
-        match tokio::time::timeout(
-            self.shared.timeout,
-            client.send(record, Timeout::After(Duration::ZERO)),
-        )
-        .await
-        {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((e, _))) => {
-                if needs_new_client(&e) {
-                    self.rebuild();
-                }
-                Err(e)
-            }
-            Err(_) => {
-                self.rebuild();
-                Err(KafkaError::MessageProduction(
-                    RDKafkaErrorCode::MessageTimedOut,
-                ))
-            }
-        }
+        self.deliver(record).await
     }
 
     /// Swap in a fresh client, at most once per [`REBUILD_INTERVAL`].
