@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Serialized exactly as the Go tutorial does: `{"id":1,"name":"Emma"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct User {
     /// Positive integer id (1 Emma, 2 Bruno, 3 Rick, 4 Lena are seeded).
     pub id: i64,
@@ -19,6 +20,7 @@ pub struct User {
 
 /// A stored notification as the JSON API, the SSE stream and the UI see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Notification {
     /// Unique id: a UUIDv7 for notifications Herald produced, or
     /// `topic-partition-offset` for records written by other producers.

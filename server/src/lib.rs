@@ -16,7 +16,8 @@
 //! - `telemetry`: Prometheus metrics (`/metrics`).
 //! - `service`: send, list, users, subscribe — used by REST, SSE and the UI.
 //! - `rest`, `sse`: HTTP handlers.
-//! - this file: [`app`] builds the router, [`start`] wires everything.
+//! - this file: [`app`] builds the router (REST routes registered from their
+//!   OpenAPI annotations, see [`api_routes`]), [`start`] wires everything.
 
 pub mod config;
 pub mod consumer;
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -44,6 +45,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use app::service::SharedService;
 use app::ui::{shell, App};
@@ -85,30 +89,60 @@ impl FromRef<AppState> for Service {
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let ui_service: SharedService = Arc::new(state.service.clone());
-    Router::new()
-        .route("/send", post(rest::seed_send))
-        .route("/notifications/{user}", get(rest::seed_list))
-        .route("/api/health", get(rest::health))
-        .route("/api/ready", get(rest::ready))
-        .route("/metrics", get(telemetry::render))
-        .route("/api/users", get(rest::users))
-        .route("/api/notifications", post(rest::create))
-        .route("/api/users/{user}/notifications", get(rest::list))
-        .route("/api/users/{user}/events", get(sse::events))
-        .route("/api/{*rest}", any(rest::api_not_found))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(ui_service.clone()),
-            {
-                let options = state.leptos_options.clone();
-                move || shell(options.clone())
-            },
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    let (api, doc) = api_routes().split_for_parts();
+    let doc = Arc::new(doc);
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc) }
+        }),
+    )
+    .route("/api/{*rest}", any(rest::api_not_found))
+    .leptos_routes_with_context(
+        &state,
+        routes,
+        move || provide_context(ui_service.clone()),
+        {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        },
+    )
+    .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
 }
+
+/// The REST routes, each registered from its OpenAPI annotation so the
+/// document served at `/api/openapi.json` cannot miss one.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(rest::seed_send))
+        .routes(routes!(rest::seed_list))
+        .routes(routes!(rest::users))
+        .routes(routes!(rest::create))
+        .routes(routes!(rest::list))
+        .routes(routes!(sse::events))
+        .routes(routes!(rest::health))
+        .routes(routes!(rest::ready))
+        .routes(routes!(telemetry::render))
+}
+
+/// Top of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Herald",
+        description = "Real-time notifications: Kafka in, SQLite kept, SSE out. \
+                       Errors are JSON `{\"message\": …}`."
+    ),
+    tags(
+        (name = "seed", description = "The Go tutorial's routes, byte for byte"),
+        (name = "api", description = "The JSON API and the event stream"),
+        (name = "ops", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
 
 /// Leptos options from cargo-leptos' environment, or defaults matching the
 /// workspace metadata when the binary runs on its own (tests, `cargo run`).

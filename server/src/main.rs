@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 use herald::config::LogFormat;
@@ -39,6 +40,18 @@ fn main() -> ExitCode {
 }
 
 async fn serve(cfg: Config) -> ExitCode {
+    // Handlers first: a SIGTERM that arrives while starting must not kill
+    // the process with the default action.
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match TcpListener::bind(cfg.site_addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -47,7 +60,12 @@ async fn serve(cfg: Config) -> ExitCode {
         }
     };
     let options = leptos_options(listener.local_addr().unwrap_or(cfg.site_addr));
-    let running = match start(cfg, listener, options).await {
+    let started = tokio::select! {
+        r = start(cfg, listener, options) => r,
+        _ = term.recv() => return stopped_while_starting(),
+        _ = int.recv() => return stopped_while_starting(),
+    };
+    let running = match started {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -57,7 +75,10 @@ async fn serve(cfg: Config) -> ExitCode {
     tracing::info!("Herald listening on http://{}", running.addr);
     let token = running.shutdown_token();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
         tracing::info!("shutting down");
         token.cancel();
     });
@@ -65,18 +86,7 @@ async fn serve(cfg: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "no SIGTERM handler");
-            let _ = ctrl_c.await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
+fn stopped_while_starting() -> ExitCode {
+    tracing::info!("stopped while starting");
+    ExitCode::SUCCESS
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use app::model::{Notification, User};
 
@@ -120,7 +121,18 @@ impl SendFields {
     }
 }
 
-/// `POST /send` (Go tutorial): form fields `fromID`, `toID`, `message`.
+/// Send a notification (the Go tutorial's route).
+///
+/// Form fields `fromID`, `toID`, `message` (URL-encoded or multipart), or a
+/// JSON object with the same names. Answers once the broker acknowledged it.
+#[utoipa::path(post, path = "/send", tag = "seed",
+    request_body(content = SeedSendFields, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Acknowledged by the broker: `{\"message\":\"Notification sent successfully!\"}`", body = MessageBody),
+        (status = 400, description = "A field is missing or malformed; the message names it", body = MessageBody),
+        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+        (status = 503, description = "The broker did not acknowledge in time; retry", body = MessageBody),
+    ))]
 pub async fn seed_send(
     State(service): State<Service>,
     req: Request,
@@ -136,20 +148,30 @@ pub async fn seed_send(
 }
 
 /// A notification as the Go tutorial lists it: exactly these fields.
-#[derive(Serialize)]
-struct SeedNotification<'a> {
-    from: &'a User,
-    to: &'a User,
-    message: &'a str,
+#[derive(Serialize, ToSchema)]
+pub struct SeedNotification {
+    from: User,
+    to: User,
+    message: String,
 }
 
 /// The Go tutorial's list body; a struct so the field order is kept.
-#[derive(Serialize)]
-struct SeedList<'a> {
-    notifications: Vec<SeedNotification<'a>>,
+#[derive(Serialize, ToSchema)]
+pub struct SeedList {
+    notifications: Vec<SeedNotification>,
+    /// Only when the list is empty: "No notifications found for user".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
-/// `GET /notifications/{userID}` (Go tutorial), newest first.
+/// List a user's notifications, newest first (the Go tutorial's route).
+#[utoipa::path(get, path = "/notifications/{user}", tag = "seed",
+    params(("user" = i64, Path, description = "User id (the tutorial's `userID`)")),
+    responses(
+        (status = 200, description = "`{\"notifications\":[…]}`, or `{\"message\":\"No notifications found for user\",\"notifications\":[]}`", body = SeedList),
+        (status = 400, description = "Not a positive integer", body = MessageBody),
+        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+    ))]
 pub async fn seed_list(
     State(service): State<Service>,
     ApiPath(user): ApiPath<String>,
@@ -164,23 +186,61 @@ pub async fn seed_list(
         .into_response());
     }
     let notifications: Vec<SeedNotification> = list
-        .iter()
+        .into_iter()
         .map(|n| SeedNotification {
-            from: &n.from,
-            to: &n.to,
-            message: &n.message,
+            from: n.from,
+            to: n.to,
+            message: n.message,
         })
         .collect();
-    Ok(Json(SeedList { notifications }).into_response())
+    Ok(Json(SeedList {
+        notifications,
+        message: None,
+    })
+    .into_response())
 }
 
-/// `GET /api/users`.
-pub async fn users(State(service): State<Service>) -> Json<Value> {
-    Json(json!({ "users": service.users() }))
+/// All users, ordered by id.
+#[utoipa::path(get, path = "/api/users", tag = "api",
+    responses((status = 200, description = "`{\"users\":[{\"id\":1,\"name\":\"Emma\"},…]}`", body = UsersBody)))]
+pub async fn users(State(service): State<Service>) -> Json<UsersBody> {
+    Json(UsersBody {
+        users: service.users(),
+    })
+}
+
+/// Body of `GET /api/users`.
+#[derive(Serialize, ToSchema)]
+pub struct UsersBody {
+    users: Vec<User>,
+}
+
+/// Body of a notification list.
+#[derive(Serialize, ToSchema)]
+pub struct NotificationsBody {
+    notifications: Vec<Notification>,
+}
+
+/// Every error answer: what to fix, in words.
+#[derive(Serialize, ToSchema)]
+pub struct MessageBody {
+    message: String,
+}
+
+/// Form fields of `POST /send`.
+#[derive(ToSchema)]
+#[allow(non_snake_case, dead_code)]
+pub struct SeedSendFields {
+    /// Sender id.
+    fromID: String,
+    /// Recipient id.
+    toID: String,
+    /// The text (1–2,000 characters after trimming).
+    message: String,
 }
 
 /// Body of `POST /api/notifications`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNotification {
     /// Sender id.
@@ -191,7 +251,15 @@ pub struct NewNotification {
     pub message: String,
 }
 
-/// `POST /api/notifications` → 202 with the accepted notification.
+/// Send a notification; answers 202 with it once the broker acknowledged it.
+#[utoipa::path(post, path = "/api/notifications", tag = "api",
+    request_body = NewNotification,
+    responses(
+        (status = 202, description = "Accepted by the broker; it will be stored and streamed", body = Notification),
+        (status = 400, description = "Malformed body, unknown field, bad id or message", body = MessageBody),
+        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+        (status = 503, description = "The broker did not acknowledge in time; retry", body = MessageBody),
+    ))]
 pub async fn create(
     State(service): State<Service>,
     ApiJson(body): ApiJson<NewNotification>,
@@ -207,23 +275,37 @@ pub async fn create(
     Ok((StatusCode::ACCEPTED, Json(n)))
 }
 
-/// `GET /api/users/{id}/notifications`, newest first.
+/// A user's newest 100 notifications, newest first.
+#[utoipa::path(get, path = "/api/users/{user}/notifications", tag = "api",
+    params(("user" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "`{\"notifications\":[…]}`", body = NotificationsBody),
+        (status = 400, description = "Not a positive integer", body = MessageBody),
+        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+    ))]
 pub async fn list(
     State(service): State<Service>,
     ApiPath(user): ApiPath<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<NotificationsBody>, AppError> {
     let user = parse_id("user id", Some(&user))?;
-    let list = service.list(user).await?;
-    Ok(Json(json!({ "notifications": list })))
+    let notifications = service.list(user).await?;
+    Ok(Json(NotificationsBody { notifications }))
 }
 
-/// `GET /api/health`: the process is up and serving.
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/api/health", tag = "ops",
+    responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /api/ready`: 200 when the broker answers and the store takes
-/// writes, else 503 naming what is not ready.
+/// Readiness: 200 when the broker answers metadata requests and the store
+/// takes writes, else 503 naming what is not ready.
+#[utoipa::path(get, path = "/api/ready", tag = "ops",
+    responses(
+        (status = 200, description = "`{\"status\":\"ready\",\"broker\":\"ok\",\"store\":\"ok\"}`"),
+        (status = 503, description = "`{\"status\":\"unready\",\"broker\":\"<why>\",\"store\":…,\"message\":…}`"),
+    ))]
 pub async fn ready(State(service): State<Service>) -> Response {
     let (broker, store) = service.readiness().await;
     let word = |r: &Result<(), String>| match r {

@@ -23,13 +23,28 @@ use crate::AppState;
 pub const RETRY: Duration = Duration::from_millis(1_000);
 
 /// Query of the events route.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct EventsQuery {
     /// Resume after this notification id (`0`: from the beginning).
     pub since: Option<String>,
 }
 
-/// The SSE handler.
+/// A user's notifications as Server-Sent Events.
+///
+/// Each event: `event: notification`, `id: <notification id>`, `data:
+/// <notification JSON>`; the stream starts with `retry: 1000` and carries
+/// keep-alive comments. Resume with the `Last-Event-ID` header or `?since=`.
+#[utoipa::path(get, path = "/api/users/{user}/events", tag = "api",
+    params(
+        ("user" = i64, Path, description = "User id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this notification id (browsers send it on reconnect)"),
+        EventsQuery,
+    ),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Not a positive integer", body = crate::rest::MessageBody),
+        (status = 404, description = "`{\"message\":\"User not found\"}`", body = crate::rest::MessageBody),
+    ))]
 pub async fn events(
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,

@@ -25,7 +25,9 @@ pub fn install() {
     });
 }
 
-/// `GET /metrics`: the Prometheus text format.
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn render() -> impl IntoResponse {
     let body = HANDLE
         .get()

@@ -141,3 +141,58 @@ async fn page_is_server_rendered_with_the_inbox() {
     assert!(body.contains("Rick"));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn openapi_document_describes_every_route_and_every_documented_route_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let (status, body) = get(&h.url("/api/openapi.json")).await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    for expected in [
+        "/send",
+        "/notifications/{user}",
+        "/api/users",
+        "/api/notifications",
+        "/api/users/{user}/notifications",
+        "/api/users/{user}/events",
+        "/api/health",
+        "/api/ready",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(expected), "{expected} is not documented");
+    }
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            let described = ["summary", "description"]
+                .iter()
+                .any(|k| op[*k].as_str().is_some_and(|s| !s.trim().is_empty()));
+            assert!(described, "{method} {path} has no description");
+            for (code, response) in op["responses"].as_object().unwrap() {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|s| !s.is_empty()),
+                    "{method} {path} {code} has no description"
+                );
+            }
+            // The route exists: whatever it answers, it is not the router's
+            // "no such route" (404 for user 1 is not possible: Emma exists).
+            let url = h.url(&path.replace("{user}", "1"));
+            let req = match method.as_str() {
+                "get" => client().get(&url),
+                "post" => client().post(&url),
+                other => panic!("unexpected method {other}"),
+            };
+            let res = tokio::time::timeout(Duration::from_secs(5), req.send())
+                .await
+                .expect("answers")
+                .unwrap();
+            let status = res.status().as_u16();
+            assert!(status != 404 && status != 405, "{method} {path}: {status}");
+        }
+    }
+    h.shutdown().await;
+}
