@@ -43,10 +43,4 @@ impl Hub {
             }
         }
     }
-
-    /// Number of open streams of `user_id` (for tests and metrics).
-    pub fn subscribers(&self, user_id: i64) -> usize {
-        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        channels.get(&user_id).map_or(0, |tx| tx.receiver_count())
-    }
 }

@@ -39,10 +39,21 @@ pub fn parse_id(field: &str, raw: Option<&str>) -> Result<i64, AppError> {
         )));
     }
     match raw.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(AppError::BadRequest(format!(
+        Ok(id) => positive_id(field, id),
+        Err(_) => Err(AppError::BadRequest(format!(
             "invalid {field} {raw:?}: expected a positive integer user id"
         ))),
+    }
+}
+
+/// Check that the user id named `field` is positive.
+fn positive_id(field: &str, id: i64) -> Result<i64, AppError> {
+    if id > 0 {
+        Ok(id)
+    } else {
+        Err(AppError::BadRequest(format!(
+            "invalid {field} {id}: expected a positive integer user id"
+        )))
     }
 }
 
@@ -155,13 +166,14 @@ pub struct SeedNotification {
     message: String,
 }
 
-/// The Go tutorial's list body; a struct so the field order is kept.
+/// The Go tutorial's list body; a struct so the field order is kept
+/// (`message` first, as Go's sorted map keys put it).
 #[derive(Serialize, ToSchema)]
 pub struct SeedList {
-    notifications: Vec<SeedNotification>,
     /// Only when the list is empty: "No notifications found for user".
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
+    message: Option<&'static str>,
+    notifications: Vec<SeedNotification>,
 }
 
 /// List a user's notifications, newest first (the Go tutorial's route).
@@ -175,17 +187,11 @@ pub struct SeedList {
 pub async fn seed_list(
     State(service): State<Service>,
     ApiPath(user): ApiPath<String>,
-) -> Result<Response, AppError> {
+) -> Result<Json<SeedList>, AppError> {
     let user = parse_id("userID", Some(&user))?;
     let list = service.list(user).await?;
-    if list.is_empty() {
-        return Ok(Json(json!({
-            "message": "No notifications found for user",
-            "notifications": [],
-        }))
-        .into_response());
-    }
-    let notifications: Vec<SeedNotification> = list
+    let message = list.is_empty().then_some("No notifications found for user");
+    let notifications = list
         .into_iter()
         .map(|n| SeedNotification {
             from: n.from,
@@ -194,10 +200,9 @@ pub async fn seed_list(
         })
         .collect();
     Ok(Json(SeedList {
+        message,
         notifications,
-        message: None,
-    })
-    .into_response())
+    }))
 }
 
 /// All users, ordered by id.
@@ -264,14 +269,9 @@ pub async fn create(
     State(service): State<Service>,
     ApiJson(body): ApiJson<NewNotification>,
 ) -> Result<(StatusCode, Json<Notification>), AppError> {
-    for (field, id) in [("from", body.from), ("to", body.to)] {
-        if id <= 0 {
-            return Err(AppError::BadRequest(format!(
-                "invalid {field} {id}: expected a positive integer user id"
-            )));
-        }
-    }
-    let n = service.send(body.from, body.to, &body.message).await?;
+    let from = positive_id("from", body.from)?;
+    let to = positive_id("to", body.to)?;
+    let n = service.send(from, to, &body.message).await?;
     Ok((StatusCode::ACCEPTED, Json(n)))
 }
 
