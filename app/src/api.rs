@@ -1,42 +1,154 @@
 //! Server functions: the UI's only way to reach the service.
 //!
 //! Each one fetches the [`SharedService`](crate::service::SharedService) from
-//! Leptos context (the server provides it) and calls it; no logic lives here.
+//! Leptos context (the server provides it), learns who is asking from the
+//! request's session cookie, and calls the service, which applies the same
+//! access rules as the REST API. No logic lives here.
 
 use leptos::prelude::*;
 
-use crate::model::{Notification, User};
+use crate::model::{Category, Counts, InboxView, Notification, User};
 
 #[cfg(feature = "ssr")]
-fn service() -> Result<crate::service::SharedService, ServerFnError> {
-    use_context::<crate::service::SharedService>()
-        .ok_or_else(|| ServerFnError::new("the notification service is not in context"))
+mod ctx {
+    use leptos::prelude::*;
+
+    use crate::model::{Principal, ServiceError};
+    use crate::service::SharedService;
+
+    /// The service from context.
+    pub fn service() -> Result<SharedService, ServerFnError> {
+        use_context::<SharedService>()
+            .ok_or_else(|| ServerFnError::new("the notification service is not in context"))
+    }
+
+    /// The request's headers (leptos_axum puts the request parts in context).
+    pub fn headers() -> http::HeaderMap {
+        use_context::<http::request::Parts>()
+            .map(|p| p.headers)
+            .unwrap_or_default()
+    }
+
+    /// The service and the signed-in user, or the service's 401 wording.
+    pub fn caller() -> Result<(SharedService, Principal, i64), ServerFnError> {
+        let service = service()?;
+        let who = service.authenticate(&headers()).map_err(fail)?;
+        let Principal::User(id) = who else {
+            return Err(ServerFnError::new("sign in first"));
+        };
+        Ok((service, who, id))
+    }
+
+    /// A service error as the UI shows it.
+    pub fn fail(e: ServiceError) -> ServerFnError {
+        ServerFnError::new(e.to_string())
+    }
+
+    /// Add a `Set-Cookie` header to the server function's response.
+    pub fn set_cookie(value: &str) {
+        if let (Some(res), Ok(v)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::HeaderValue::from_str(value),
+        ) {
+            res.append_header(http::header::SET_COOKIE, v);
+        }
+    }
 }
 
-/// All users, for the "who are you" picker and the recipient list.
+/// All users, for the sign-in picker and the recipient list.
 #[server]
 pub async fn get_users() -> Result<Vec<User>, ServerFnError> {
-    Ok(service()?.users())
+    Ok(ctx::service()?.users())
 }
 
-/// The inbox of `user_id`, newest first.
+/// The signed-in user, or `None`.
 #[server]
-pub async fn get_inbox(user_id: i64) -> Result<Vec<Notification>, ServerFnError> {
-    service()?
-        .list(user_id)
-        .await
-        .map_err(|e| ServerFnError::new(e.to_string()))
+pub async fn whoami() -> Result<Option<User>, ServerFnError> {
+    Ok(ctx::service()?.current_user(&ctx::headers()))
 }
 
-/// Send `message` from `from` to `to`; resolves once Kafka acknowledged it.
+/// Demo sign-in: sets the session cookie.
+#[server]
+pub async fn sign_in(user: i64) -> Result<User, ServerFnError> {
+    let session = ctx::service()?.sign_in(user).map_err(ctx::fail)?;
+    ctx::set_cookie(&session.set_cookie);
+    Ok(session.user)
+}
+
+/// Sign out: removes the session cookie.
+#[server]
+pub async fn sign_out() -> Result<(), ServerFnError> {
+    ctx::set_cookie(&ctx::service()?.sign_out_cookie());
+    Ok(())
+}
+
+/// One page of the signed-in user's notifications, with the counts.
+#[server]
+pub async fn get_inbox(
+    archived: bool,
+    unread: bool,
+    category: Option<Category>,
+    before: Option<String>,
+) -> Result<InboxView, ServerFnError> {
+    let (service, who, me) = ctx::caller()?;
+    let filter = crate::model::ListFilter {
+        archived,
+        unread,
+        category,
+        min_priority: None,
+    };
+    service
+        .inbox(
+            who,
+            me,
+            &filter,
+            before.as_deref(),
+            crate::model::DEFAULT_PAGE,
+        )
+        .await
+        .map_err(ctx::fail)
+}
+
+/// Send `message` from the signed-in user to `to`; resolves once Kafka
+/// acknowledged it.
 #[server]
 pub async fn send_notification(
-    from: i64,
     to: i64,
     message: String,
+    category: Category,
+    priority: u8,
 ) -> Result<Notification, ServerFnError> {
-    service()?
-        .send(from, to, &message)
+    let (service, who, _) = ctx::caller()?;
+    service
+        .send(who, None, to, &message, category, priority)
         .await
-        .map_err(|e| ServerFnError::new(e.to_string()))
+        .map_err(ctx::fail)
+}
+
+/// Mark one notification read or unread, archive or unarchive it.
+#[server]
+pub async fn set_state(
+    id: String,
+    read: Option<bool>,
+    archived: Option<bool>,
+) -> Result<Notification, ServerFnError> {
+    let (service, who, _) = ctx::caller()?;
+    service
+        .update(who, &id, read, archived)
+        .await
+        .map_err(ctx::fail)
+}
+
+/// Mark all of the signed-in user's notifications read.
+#[server]
+pub async fn mark_all_read() -> Result<Counts, ServerFnError> {
+    let (service, who, me) = ctx::caller()?;
+    service.read_all(who, me).await.map_err(ctx::fail)
+}
+
+/// Delete one notification.
+#[server]
+pub async fn delete_notification(id: String) -> Result<(), ServerFnError> {
+    let (service, who, _) = ctx::caller()?;
+    service.delete(who, &id).await.map_err(ctx::fail)
 }

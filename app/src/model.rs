@@ -18,6 +18,48 @@ pub struct User {
     pub name: String,
 }
 
+/// What kind of notification this is; the UI shows and filters by it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// Plain information (the default).
+    #[default]
+    Info,
+    /// Somebody mentioned or addressed you.
+    Mention,
+    /// Needs attention.
+    Alert,
+}
+
+impl Category {
+    /// Every category, in the order the UI lists them.
+    pub const ALL: [Category; 3] = [Category::Info, Category::Mention, Category::Alert];
+
+    /// The lowercase name used in JSON, query strings and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Info => "info",
+            Category::Mention => "mention",
+            Category::Alert => "alert",
+        }
+    }
+
+    /// Parse the lowercase name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Lowest and highest priority (1 = min, 5 = max, as ntfy numbers them).
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<u8> = 1..=5;
+/// Priority of a notification sent without one.
+pub const DEFAULT_PRIORITY: u8 = 3;
+
+fn default_priority() -> u8 {
+    DEFAULT_PRIORITY
+}
+
 /// A stored notification as the JSON API, the SSE stream and the UI see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -33,6 +75,140 @@ pub struct Notification {
     pub message: String,
     /// When the notification was accepted (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
+    /// Kind of notification.
+    #[serde(default)]
+    pub category: Category,
+    /// 1 (min) to 5 (max); 3 by default.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// Whether the recipient has read it.
+    #[serde(default)]
+    pub read: bool,
+    /// Whether the recipient archived it (archived ones leave the default list).
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// Unread and total notifications of an inbox (archived and deleted ones
+/// are not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Counts {
+    /// Notifications not yet read.
+    pub unread: i64,
+    /// Notifications in the inbox.
+    pub total: i64,
+    /// Grows with every change of this inbox. A client that gets counts
+    /// from several places (a page load, the event stream) keeps the ones
+    /// with the largest version, whatever order they arrived in.
+    pub version: i64,
+}
+
+/// Which notifications a list shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFilter {
+    /// Archived ones instead of the inbox.
+    #[serde(default)]
+    pub archived: bool,
+    /// Only unread ones.
+    #[serde(default)]
+    pub unread: bool,
+    /// Only this category.
+    #[serde(default)]
+    pub category: Option<Category>,
+    /// Only this priority or higher.
+    #[serde(default)]
+    pub min_priority: Option<u8>,
+}
+
+impl ListFilter {
+    /// Whether `n` belongs in a list with this filter.
+    pub fn matches(&self, n: &Notification) -> bool {
+        n.archived == self.archived
+            && (!self.unread || !n.read)
+            && self.category.is_none_or(|c| c == n.category)
+            && self.min_priority.is_none_or(|p| n.priority >= p)
+    }
+}
+
+/// Default page size of a list.
+pub const DEFAULT_PAGE: u32 = 50;
+/// Largest page size a client may ask for.
+pub const MAX_PAGE: u32 = 200;
+
+/// One page of a list, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// The notifications, newest first.
+    pub notifications: Vec<Notification>,
+    /// Pass as `before` to get the next (older) page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Everything the inbox view needs at once, read at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxView {
+    /// The requested page.
+    pub page: Page,
+    /// The inbox's counts.
+    pub counts: Counts,
+    /// Id of the newest notification of the user, whatever its state: the
+    /// event stream resumes after it (`None`: the user has none yet).
+    pub newest: Option<String>,
+}
+
+/// A change to notifications that already exist, pushed to every open
+/// stream of their owner (SSE event `state`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// Read or archived state of one notification changed; here it is now.
+    Updated {
+        /// The notification after the change.
+        notification: Notification,
+    },
+    /// One notification was deleted.
+    Deleted {
+        /// Its id.
+        id: String,
+    },
+    /// Every notification up to and including `through` is now read.
+    ReadAll {
+        /// Id of the newest notification marked read.
+        through: String,
+    },
+}
+
+/// Body of the SSE `state` event: what changed and the counts after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StateEvent {
+    /// What changed.
+    #[serde(flatten)]
+    pub change: Change,
+    /// Counts after the change.
+    pub counts: Counts,
+}
+
+/// Who is asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Principal {
+    /// A signed-in user (from a verified token).
+    User(i64),
+    /// Nobody in particular: only with `HERALD_AUTH=off`, where every route
+    /// is open.
+    Anyone,
+}
+
+impl Principal {
+    /// The signed-in user's id, if any.
+    pub fn user_id(self) -> Option<i64> {
+        match self {
+            Principal::User(id) => Some(id),
+            Principal::Anyone => None,
+        }
+    }
 }
 
 /// Longest message accepted, in Unicode scalar values after trimming.
@@ -47,9 +223,24 @@ pub enum ServiceError {
     /// The request is malformed (HTTP 400).
     #[error("{0}")]
     Invalid(String),
+    /// No valid token (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid token, but not allowed (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// A user id names nobody (HTTP 404). The text is the Go tutorial's.
     #[error("User not found")]
     UserNotFound,
+    /// Some other thing does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The sender sent too much too fast (HTTP 429 with `Retry-After`).
+    #[error("too many notifications from this sender: retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the next send is allowed.
+        retry_after_secs: u64,
+    },
     /// The broker or the store cannot take the request right now (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
@@ -103,11 +294,38 @@ mod tests {
             created_at: DateTime::parse_from_rfc3339("2026-11-27T08:00:00Z")
                 .unwrap()
                 .into(),
+            category: Category::Mention,
+            priority: 4,
+            read: false,
+            archived: false,
         };
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["from"], serde_json::json!({"id":2,"name":"Bruno"}));
         assert_eq!(v["to"], serde_json::json!({"id":1,"name":"Emma"}));
         assert_eq!(v["message"], "hi");
         assert_eq!(v["created_at"], "2026-11-27T08:00:00Z");
+        assert_eq!(v["category"], "mention");
+        assert_eq!(v["priority"], 4);
+        assert_eq!(v["read"], false);
+    }
+
+    #[test]
+    fn state_events_name_their_change() {
+        let e = StateEvent {
+            change: Change::ReadAll {
+                through: "abc".into(),
+            },
+            counts: Counts {
+                unread: 0,
+                total: 3,
+                version: 9,
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"change":"read_all","through":"abc",
+                               "counts":{"unread":0,"total":3,"version":9}})
+        );
     }
 }

@@ -1,11 +1,13 @@
-//! The Leptos UI: pick who you are, send a notification, watch your inbox.
+//! The Leptos UI: sign in, send notifications, work through your inbox.
 //!
-//! Rendered on the server, then hydrated. Sending goes through the
-//! [`SendNotification`](crate::api::SendNotification) server function; new
-//! notifications arrive over Server-Sent Events (see `live.rs`).
+//! Rendered on the server, then hydrated. Every action goes through a server
+//! function (see `api.rs`); new notifications, read-state changes and counts
+//! arrive over Server-Sent Events (see `live.rs`) and are applied with
+//! [`apply_change`], so every open tab of a user agrees.
 
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
@@ -13,8 +15,14 @@ use leptos_router::{
     StaticSegment,
 };
 
-use crate::api::{get_inbox, get_users, SendNotification};
-use crate::model::{relative_time, Notification, User, MAX_MESSAGE_CHARS};
+use crate::api::{
+    delete_notification, get_inbox, get_users, mark_all_read, set_state, whoami, SendNotification,
+    SignIn, SignOut,
+};
+use crate::model::{
+    relative_time, Category, Change, Counts, InboxView, ListFilter, Notification, User,
+    DEFAULT_PRIORITY, MAX_MESSAGE_CHARS, PRIORITY_RANGE,
+};
 
 /// The HTML document around [`App`]; the server renders it for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -82,89 +90,187 @@ impl Conn {
     }
 }
 
+/// Keep `new` if it is newer than `current` (counts come from page loads,
+/// actions and the stream, in any order).
+pub fn offer_counts(counts: RwSignal<Counts>, new: Counts) {
+    if new.version >= counts.get_untracked().version {
+        counts.set(new);
+    }
+}
+
+/// Apply a state change to the list shown with `filter` (newest first).
+pub fn apply_change(items: &mut Vec<Notification>, filter: &ListFilter, change: &Change) {
+    match change {
+        Change::Updated { notification } => {
+            if let Some(i) = items.iter().position(|n| n.id == notification.id) {
+                if filter.matches(notification) {
+                    items[i] = notification.clone();
+                } else {
+                    items.remove(i);
+                }
+            }
+        }
+        Change::Deleted { id } => items.retain(|n| &n.id != id),
+        Change::ReadAll { through } => {
+            // Everything from `through` down (older) is read; newer items
+            // arrived after the change and stay as they are.
+            let from = items.iter().position(|n| &n.id == through).unwrap_or(0);
+            for n in items.iter_mut().skip(from) {
+                n.read = true;
+            }
+            items.retain(|n| filter.matches(n));
+        }
+    }
+}
+
+/// Add a new notification on top if it belongs in this list and is not
+/// there yet.
+pub fn add_new(items: &mut Vec<Notification>, filter: &ListFilter, n: Notification) {
+    if filter.matches(&n) && !items.iter().any(|x| x.id == n.id) {
+        items.insert(0, n);
+    }
+}
+
 #[component]
 fn HomePage() -> impl IntoView {
-    let query = use_query_map();
-    let me = Memo::new(move |_| query.read().get("user").and_then(|s| s.parse::<i64>().ok()));
-    let users = Resource::new(|| (), |_| get_users());
+    let me = Resource::new(|| (), |_| whoami());
     // Lets end-to-end tests (and people) know the page is interactive.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
 
     view! {
         <div class="page" data-hydrated=move || hydrated.get().to_string()>
-            <header class="top">
-                <h1>"Herald"</h1>
-                <Suspense fallback=|| view! { <span class="muted">"Loading users…"</span> }>
-                    <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
-                        {move || Suspend::new(async move {
-                            let users = users.await?;
-                            Ok::<_, ServerFnError>(view! { <UserPicker users me/> })
-                        })}
-                    </ErrorBoundary>
-                </Suspense>
-            </header>
-            <main>
-                {move || match me.get() {
-                    None => {
-                        view! {
-                            <p class="card hint" data-testid="pick-hint">
-                                "Pick who you are to see your inbox and send notifications."
-                            </p>
-                        }
-                            .into_any()
-                    }
-                    Some(id) => view! { <SignedIn me=id users/> }.into_any(),
-                }}
-            </main>
+            <Suspense fallback=|| view! { <p class="card muted">"Loading…"</p> }>
+                <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
+                    {move || Suspend::new(async move {
+                        let view = match me.await? {
+                            Some(user) => view! { <SignedIn me=user/> }.into_any(),
+                            None => view! { <SignInPage/> }.into_any(),
+                        };
+                        Ok::<_, ServerFnError>(view)
+                    })}
+                </ErrorBoundary>
+            </Suspense>
         </div>
     }
 }
 
-/// "Who are you?": one link per user; the choice lives in the URL (`?user=`).
+/// Reload the page (after the session cookie changed).
+fn reload() {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().location().reload();
+    }
+}
+
+/// Demo sign-in: one button per seeded user.
 #[component]
-fn UserPicker(users: Vec<User>, me: Memo<Option<i64>>) -> impl IntoView {
+fn SignInPage() -> impl IntoView {
+    let users = Resource::new(|| (), |_| get_users());
+    let sign_in = ServerAction::<SignIn>::new();
+    let result = sign_in.value();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = result.get() {
+            reload();
+        }
+    });
     view! {
-        <nav class="who" aria-label="Who are you?">
-            <span class="muted">"You are"</span>
-            {users
-                .into_iter()
-                .map(|u| {
-                    let id = u.id;
-                    view! {
-                        <a
-                            href=format!("/?user={id}")
-                            class="person"
-                            aria-current=move || (me.get() == Some(id)).then_some("true")
-                        >
-                            {u.name}
-                        </a>
-                    }
-                })
-                .collect_view()}
-        </nav>
+        <header class="top">
+            <h1>"Herald"</h1>
+        </header>
+        <section class="card signin" data-testid="sign-in">
+            <h2>"Sign in"</h2>
+            <p class="hint">
+                "Demo sign-in: pick who you are. In production, tokens come from your identity provider."
+            </p>
+            <Suspense fallback=|| view! { <span class="muted">"Loading users…"</span> }>
+                <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
+                    {move || Suspend::new(async move {
+                        let users = users.await?;
+                        Ok::<_, ServerFnError>(
+                            view! {
+                                <div class="who">
+                                    {users
+                                        .into_iter()
+                                        .map(|u| {
+                                            view! {
+                                                <ActionForm action=sign_in>
+                                                    <input type="hidden" name="user" value=u.id.to_string()/>
+                                                    <button type="submit" class="person">
+                                                        {u.name}
+                                                    </button>
+                                                </ActionForm>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </div>
+                            },
+                        )
+                    })}
+                </ErrorBoundary>
+            </Suspense>
+            <p class="status error" role="status">
+                {move || match result.get() {
+                    Some(Err(e)) => format!("Not signed in: {}", server_error_text(&e)),
+                    _ => String::new(),
+                }}
+            </p>
+        </section>
+    }
+}
+
+fn server_error_text(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(msg) => msg.clone(),
+        other => other.to_string(),
     }
 }
 
 #[component]
-fn SignedIn(me: i64, users: Resource<Result<Vec<User>, ServerFnError>>) -> impl IntoView {
+fn SignedIn(me: User) -> impl IntoView {
+    let users = Resource::new(|| (), |_| get_users());
+    let counts = RwSignal::new(Counts::default());
+    let sign_out = ServerAction::<SignOut>::new();
+    let signed_out = sign_out.value();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = signed_out.get() {
+            reload();
+        }
+    });
+    let name = me.name.clone();
     view! {
+        <header class="top">
+            <h1>"Herald"</h1>
+            <div class="who">
+                <span
+                    class="badge"
+                    data-testid="badge"
+                    data-unread=move || counts.get().unread.to_string()
+                    aria-label=move || format!("{} unread", counts.get().unread)
+                    class:zero=move || counts.get().unread == 0
+                >
+                    "🔔 "
+                    <span class="count">{move || counts.get().unread.to_string()}</span>
+                </span>
+                <span class="muted">"Signed in as "<strong data-testid="me">{name}</strong></span>
+                <ActionForm action=sign_out>
+                    <button type="submit" class="link">"Sign out"</button>
+                </ActionForm>
+            </div>
+        </header>
         <div class="columns">
             <Suspense fallback=|| view! { <p class="card muted">"Loading…"</p> }>
                 <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
-                    {move || Suspend::new(async move {
-                        let users = users.await?;
-                        if !users.iter().any(|u| u.id == me) {
-                            return Ok::<_, ServerFnError>(
-                                view! { <p class="card error">"Unknown user. Pick one above."</p> }
-                                    .into_any(),
-                            );
-                        }
-                        Ok(view! { <Composer me users/> }.into_any())
-                    })}
+                    {
+                        let me = me.id;
+                        move || Suspend::new(async move {
+                            let users = users.await?;
+                            Ok::<_, ServerFnError>(view! { <Composer me users/> })
+                        })
+                    }
                 </ErrorBoundary>
             </Suspense>
-            <Inbox me/>
+            <Inbox me=me.id counts/>
         </div>
     }
 }
@@ -188,7 +294,6 @@ fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
         <section class="card composer">
             <h2>"Send a notification"</h2>
             <ActionForm action=send>
-                <input type="hidden" name="from" value=me.to_string()/>
                 <label>
                     <span>"To"</span>
                     <select name="to" data-testid="recipient">
@@ -210,6 +315,31 @@ fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
                         bind:value=text
                     ></textarea>
                 </label>
+                <div class="row">
+                    <label>
+                        <span>"Category"</span>
+                        <select name="category" data-testid="category">
+                            {Category::ALL
+                                .into_iter()
+                                .map(|c| view! { <option value=c.as_str()>{c.as_str()}</option> })
+                                .collect_view()}
+                        </select>
+                    </label>
+                    <label>
+                        <span>"Priority"</span>
+                        <select name="priority" data-testid="priority">
+                            {PRIORITY_RANGE
+                                .map(|p| {
+                                    view! {
+                                        <option value=p.to_string() selected=p == DEFAULT_PRIORITY>
+                                            {priority_label(p)}
+                                        </option>
+                                    }
+                                })
+                                .collect_view()}
+                        </select>
+                    </label>
+                </div>
                 <button type="submit" disabled=move || pending.get() data-testid="send">
                     {move || if pending.get() { "Sending…" } else { "Send" }}
                 </button>
@@ -222,8 +352,7 @@ fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
             >
                 {move || match result.get() {
                     Some(Ok(n)) => format!("Sent to {}.", n.to.name),
-                    Some(Err(ServerFnError::ServerError(msg))) => format!("Not sent: {msg}"),
-                    Some(Err(e)) => format!("Not sent: {e}"),
+                    Some(Err(e)) => format!("Not sent: {}", server_error_text(&e)),
                     None => String::new(),
                 }}
             </p>
@@ -231,12 +360,45 @@ fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
     }
 }
 
-/// The signed-in user's notifications: stored ones first rendered on the
-/// server, live ones prepended as they arrive.
+fn priority_label(p: u8) -> String {
+    match p {
+        1 => "1 · min".into(),
+        3 => "3 · default".into(),
+        5 => "5 · max".into(),
+        p => p.to_string(),
+    }
+}
+
+/// Which list the URL asks for (`?view=unread|archived&category=…`).
+fn filter_from_query(view: Option<String>, category: Option<String>) -> ListFilter {
+    ListFilter {
+        archived: view.as_deref() == Some("archived"),
+        unread: view.as_deref() == Some("unread"),
+        category: category.as_deref().and_then(Category::parse),
+        min_priority: None,
+    }
+}
+
+fn filter_href(view: &str, category: Option<Category>) -> String {
+    match category {
+        Some(c) => format!("/?view={view}&category={}", c.as_str()),
+        None => format!("/?view={view}"),
+    }
+}
+
+/// The signed-in user's notifications with filters, actions and live
+/// updates.
 #[component]
-fn Inbox(me: i64) -> impl IntoView {
-    let inbox = Resource::new(move || me, get_inbox);
-    let live = RwSignal::new(Vec::<Notification>::new());
+fn Inbox(me: i64, counts: RwSignal<Counts>) -> impl IntoView {
+    let query = use_query_map();
+    let filter = Memo::new(move |_| {
+        let q = query.read();
+        filter_from_query(q.get("view"), q.get("category"))
+    });
+    let inbox = Resource::new(
+        move || filter.get(),
+        |f| get_inbox(f.archived, f.unread, f.category, None),
+    );
     let conn = RwSignal::new(Conn::Connecting);
     let now = RwSignal::new(Utc::now());
 
@@ -250,6 +412,24 @@ fn Inbox(me: i64) -> impl IntoView {
         }
     });
 
+    let view_name = move || {
+        let f = filter.get();
+        if f.archived {
+            "archived"
+        } else if f.unread {
+            "unread"
+        } else {
+            "inbox"
+        }
+    };
+    let mark_all = move |_| {
+        spawn_local(async move {
+            if let Ok(c) = mark_all_read().await {
+                offer_counts(counts, c);
+            }
+        });
+    };
+
     view! {
         <section class="card inbox-card">
             <h2>
@@ -258,11 +438,58 @@ fn Inbox(me: i64) -> impl IntoView {
                     {move || conn.get().label()}
                 </span>
             </h2>
+            <nav class="filters" aria-label="Filters">
+                {["inbox", "unread", "archived"]
+                    .into_iter()
+                    .map(|v| {
+                        view! {
+                            <a
+                                href=move || filter_href(v, filter.get().category)
+                                class="chip"
+                                data-testid=format!("view-{v}")
+                                aria-current=move || (view_name() == v).then_some("true")
+                            >
+                                {v}
+                            </a>
+                        }
+                    })
+                    .collect_view()}
+                <span class="sep" aria-hidden="true"></span>
+                <a
+                    href=move || format!("/?view={}", view_name())
+                    class="chip"
+                    aria-current=move || filter.get().category.is_none().then_some("true")
+                >
+                    "all kinds"
+                </a>
+                {Category::ALL
+                    .into_iter()
+                    .map(|c| {
+                        view! {
+                            <a
+                                href=move || filter_href(view_name(), Some(c))
+                                class=format!("chip cat-{}", c.as_str())
+                                data-testid=format!("category-{}", c.as_str())
+                                aria-current=move || (filter.get().category == Some(c)).then_some("true")
+                            >
+                                {c.as_str()}
+                            </a>
+                        }
+                    })
+                    .collect_view()}
+            </nav>
+            <div class="toolbar">
+                <button class="link" data-testid="mark-all-read" on:click=mark_all>
+                    "Mark all read"
+                </button>
+                <DesktopAlerts/>
+            </div>
             <Suspense fallback=|| view! { <p class="muted">"Loading inbox…"</p> }>
                 <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
                     {move || Suspend::new(async move {
-                        let stored = inbox.await?;
-                        Ok::<_, ServerFnError>(view! { <List me stored live conn now/> })
+                        let view = inbox.await?;
+                        let filter = filter.get_untracked();
+                        Ok::<_, ServerFnError>(view! { <List me view filter counts conn now/> })
                     })}
                 </ErrorBoundary>
             </Suspense>
@@ -270,65 +497,221 @@ fn Inbox(me: i64) -> impl IntoView {
     }
 }
 
+/// Opt-in browser notifications for new items while the tab is hidden.
 #[component]
-fn List(
-    me: i64,
-    stored: Vec<Notification>,
-    live: RwSignal<Vec<Notification>>,
-    conn: RwSignal<Conn>,
-    now: RwSignal<DateTime<Utc>>,
-) -> impl IntoView {
-    // Open the stream from the newest notification rendered, so nothing
-    // stored between rendering and connecting is missed ("0": from the
-    // start, for an empty inbox).
-    let since = stored
-        .first()
-        .map(|n| n.id.clone())
-        .unwrap_or_else(|| "0".to_owned());
-    Effect::new(move |_| {
+fn DesktopAlerts() -> impl IntoView {
+    let on = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| on.set(crate::live::alerts_enabled()));
+    let toggle = move |_| {
         #[cfg(feature = "hydrate")]
-        crate::live::connect(me, &since, live, conn);
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (me, &since, conn);
-    });
-    // Live items are newer than anything stored at render time; the stream may
-    // replay some of those, so drop duplicates by id.
-    let items = move || {
-        let mut all = live.get();
-        all.retain(|n| !stored.iter().any(|s| s.id == n.id));
-        all.extend(stored.iter().cloned());
-        all
+        crate::live::toggle_alerts(on);
     };
-    move || {
-        let all = items();
-        if all.is_empty() {
-            view! { <p class="empty" data-testid="empty">"No notifications yet."</p> }.into_any()
-        } else {
-            view! {
-                <ul class="inbox" data-testid="inbox">
-                    {all.into_iter().map(|n| view! { <Item n now/> }).collect_view()}
-                </ul>
-            }
-            .into_any()
-        }
+    view! {
+        <label class="alerts">
+            <input type="checkbox" prop:checked=move || on.get() on:change=toggle data-testid="alerts"/>
+            " Desktop alerts"
+        </label>
     }
 }
 
 #[component]
-fn Item(n: Notification, now: RwSignal<DateTime<Utc>>) -> impl IntoView {
+fn List(
+    me: i64,
+    view: InboxView,
+    filter: ListFilter,
+    counts: RwSignal<Counts>,
+    conn: RwSignal<Conn>,
+    now: RwSignal<DateTime<Utc>>,
+) -> impl IntoView {
+    let InboxView {
+        page,
+        counts: loaded,
+        newest,
+    } = view;
+    let items = RwSignal::new(page.notifications);
+    let cursor = RwSignal::new(page.next_cursor);
+    let loading = RwSignal::new(false);
+    // The stream resumes after the newest notification there was when the
+    // page was read ("0": from the start, for a user with none), so nothing
+    // stored in between is missed.
+    let since = newest.unwrap_or_else(|| "0".to_owned());
+    {
+        let filter = filter.clone();
+        Effect::new(move |_| {
+            offer_counts(counts, loaded);
+            #[cfg(feature = "hydrate")]
+            crate::live::connect(
+                me,
+                &since,
+                crate::live::Targets {
+                    items,
+                    counts,
+                    conn,
+                    filter: filter.clone(),
+                },
+            );
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (me, &since, conn, &filter);
+        });
+    }
+    let load_more = {
+        let filter = filter.clone();
+        move |_| {
+            let Some(before) = cursor.get_untracked() else {
+                return;
+            };
+            let f = filter.clone();
+            loading.set(true);
+            spawn_local(async move {
+                if let Ok(more) = get_inbox(f.archived, f.unread, f.category, Some(before)).await {
+                    items.update(|v| {
+                        for n in more.page.notifications {
+                            if !v.iter().any(|x| x.id == n.id) {
+                                v.push(n);
+                            }
+                        }
+                    });
+                    cursor.set(more.page.next_cursor);
+                    offer_counts(counts, more.counts);
+                }
+                loading.set(false);
+            });
+        }
+    };
+    let filter = StoredValue::new(filter);
+
+    view! {
+        {move || {
+            let all = items.get();
+            if all.is_empty() {
+                let text = if filter.get_value().archived {
+                    "Nothing archived."
+                } else {
+                    "No notifications yet."
+                };
+                view! { <p class="empty" data-testid="empty">{text}</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="inbox" data-testid="inbox">
+                        {all
+                            .into_iter()
+                            .map(|n| view! { <Item n now items filter/> })
+                            .collect_view()}
+                    </ul>
+                }
+                    .into_any()
+            }
+        }}
+        <Show when=move || cursor.get().is_some()>
+            <button
+                class="more"
+                data-testid="load-more"
+                disabled=move || loading.get()
+                on:click=load_more.clone()
+            >
+                {move || if loading.get() { "Loading…" } else { "Load more" }}
+            </button>
+        </Show>
+    }
+}
+
+#[component]
+fn Item(
+    n: Notification,
+    now: RwSignal<DateTime<Utc>>,
+    items: RwSignal<Vec<Notification>>,
+    filter: StoredValue<ListFilter>,
+) -> impl IntoView {
     let at = n.created_at;
     let initial = n.from.name.chars().next().unwrap_or('?').to_string();
+    let id = n.id.clone();
+    // Apply the server's answer at once; the `state` event that follows
+    // changes nothing more (and updates the other tabs).
+    let change = move |id: String, read: Option<bool>, archived: Option<bool>| {
+        spawn_local(async move {
+            if let Ok(updated) = set_state(id, read, archived).await {
+                items.update(|v| {
+                    apply_change(
+                        v,
+                        &filter.get_value(),
+                        &Change::Updated {
+                            notification: updated,
+                        },
+                    )
+                });
+            }
+        });
+    };
+    let open = {
+        let id = id.clone();
+        let unread = !n.read;
+        move |_| {
+            if unread {
+                change(id.clone(), Some(true), None);
+            }
+        }
+    };
+    let toggle_read = {
+        let id = id.clone();
+        let read = n.read;
+        move |_| change(id.clone(), Some(!read), None)
+    };
+    let toggle_archive = {
+        let id = id.clone();
+        let archived = n.archived;
+        move |_| change(id.clone(), None, Some(!archived))
+    };
+    let remove = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn_local(async move {
+                if delete_notification(id.clone()).await.is_ok() {
+                    items.update(|v| v.retain(|x| x.id != id));
+                }
+            });
+        }
+    };
     view! {
-        <li class="item" data-id=n.id.clone()>
+        <li
+            class="item"
+            class:unread=!n.read
+            data-id=n.id.clone()
+            data-read=n.read.to_string()
+            data-testid="item"
+        >
             <div class="avatar" aria-hidden="true">{initial}</div>
-            <div class="body">
+            <div class="body" on:click=open>
                 <p class="meta">
                     <strong class="from">{n.from.name.clone()}</strong>
+                    <span class=format!("chip small cat-{}", n.category.as_str())>
+                        {n.category.as_str()}
+                    </span>
+                    {(n.priority != DEFAULT_PRIORITY)
+                        .then(|| {
+                            view! {
+                                <span class=format!("prio p{}", n.priority) title="priority">
+                                    {format!("P{}", n.priority)}
+                                </span>
+                            }
+                        })}
                     <time datetime=at.to_rfc3339() title=at.to_rfc2822()>
                         {move || relative_time(at, now.get())}
                     </time>
                 </p>
                 <p class="text">{n.message.clone()}</p>
+            </div>
+            <div class="actions">
+                <button class="link" data-testid="toggle-read" on:click=toggle_read>
+                    {if n.read { "Mark unread" } else { "Mark read" }}
+                </button>
+                <button class="link" data-testid="toggle-archive" on:click=toggle_archive>
+                    {if n.archived { "Unarchive" } else { "Archive" }}
+                </button>
+                <button class="link danger" data-testid="delete" on:click=remove>
+                    "Delete"
+                </button>
             </div>
         </li>
     }
@@ -349,5 +732,105 @@ fn ErrorList(errors: ArcRwSignal<Errors>) -> impl IntoView {
                 }}
             </ul>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::User;
+
+    fn n(id: &str, read: bool) -> Notification {
+        Notification {
+            id: id.into(),
+            from: User {
+                id: 2,
+                name: "Bruno".into(),
+            },
+            to: User {
+                id: 1,
+                name: "Emma".into(),
+            },
+            message: id.into(),
+            created_at: Utc::now(),
+            category: Category::Info,
+            priority: 3,
+            read,
+            archived: false,
+        }
+    }
+
+    #[test]
+    fn read_all_marks_from_its_notification_down_only() {
+        // c arrived after the read-all was made; it stays unread.
+        let mut items = vec![n("c", false), n("b", false), n("a", false)];
+        apply_change(
+            &mut items,
+            &ListFilter::default(),
+            &Change::ReadAll {
+                through: "b".into(),
+            },
+        );
+        let read: Vec<bool> = items.iter().map(|n| n.read).collect();
+        assert_eq!(read, [false, true, true]);
+
+        // In the unread view, read ones leave the list.
+        let unread = ListFilter {
+            unread: true,
+            ..Default::default()
+        };
+        let mut items = vec![n("c", false), n("b", false)];
+        apply_change(
+            &mut items,
+            &unread,
+            &Change::ReadAll {
+                through: "b".into(),
+            },
+        );
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].id, "c");
+    }
+
+    #[test]
+    fn archived_items_leave_the_inbox_and_updates_replace() {
+        let mut items = vec![n("b", false), n("a", false)];
+        let mut a = n("a", true);
+        apply_change(
+            &mut items,
+            &ListFilter::default(),
+            &Change::Updated {
+                notification: a.clone(),
+            },
+        );
+        assert!(items[1].read);
+        a.archived = true;
+        apply_change(
+            &mut items,
+            &ListFilter::default(),
+            &Change::Updated { notification: a },
+        );
+        assert_eq!(items.len(), 1);
+        apply_change(
+            &mut items,
+            &ListFilter::default(),
+            &Change::Deleted { id: "b".into() },
+        );
+        assert!(items.is_empty());
+    }
+
+    #[test]
+    fn new_items_respect_the_filter_and_are_not_duplicated() {
+        let alerts = ListFilter {
+            category: Some(Category::Alert),
+            ..Default::default()
+        };
+        let mut items = vec![];
+        add_new(&mut items, &alerts, n("x", false));
+        assert!(items.is_empty(), "an info item is not an alert");
+        let mut alert = n("y", false);
+        alert.category = Category::Alert;
+        add_new(&mut items, &alerts, alert.clone());
+        add_new(&mut items, &alerts, alert);
+        assert_eq!(items.len(), 1);
     }
 }

@@ -77,6 +77,52 @@ pub struct Config {
     /// Interval of SSE keep-alive comments, in seconds.
     #[arg(long, env = "HERALD_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
+
+    /// `on`: every inbox route needs a token of its owner. `off`: every
+    /// route is open to anyone (local experiments only; logged loudly).
+    #[arg(long, env = "HERALD_AUTH", value_enum, default_value = "on")]
+    pub auth: AuthMode,
+
+    /// HS256 secret that signs and verifies tokens. Unset: a random one per
+    /// start (tokens die with the process), with a warning.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of the tokens the demo sign-in mints, in seconds.
+    #[arg(long, env = "HERALD_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
+    pub token_ttl_secs: u64,
+
+    /// Allow the demo sign-in (`POST /api/session`: pick a seeded user, get
+    /// a token). Switch off in production, where tokens come from the
+    /// operator's identity system.
+    #[arg(long, env = "HERALD_DEMO_SIGN_IN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo_sign_in: bool,
+
+    /// Mark the session cookie `Secure` (serve over HTTPS when set).
+    #[arg(long, env = "HERALD_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
+
+    /// Sends a sender may burst before the steady rate applies; 0 switches
+    /// rate limiting off (benchmarks).
+    #[arg(long, env = "HERALD_RATE_LIMIT_BURST", default_value_t = 60)]
+    pub rate_limit_burst: u32,
+
+    /// Steady sends per second allowed per sender after the burst.
+    #[arg(long, env = "HERALD_RATE_LIMIT_PER_SEC", default_value_t = 1)]
+    pub rate_limit_per_sec: u32,
+
+    /// Largest request body accepted, in bytes (413 above).
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+/// Whether routes need tokens.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Tokens required; owners only.
+    On,
+    /// Everything open.
+    Off,
 }
 
 /// How log lines are written.

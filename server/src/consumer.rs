@@ -10,7 +10,7 @@
 //! [`BATCH_MAX`]) is written in one SQLite transaction, one fsync for many
 //! notifications, without weakening the rule above.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use app::model::{Notification, MAX_MESSAGE_CHARS};
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::hub::InboxEvent;
 use crate::kafka::{base_config, DeadLetter, Producer, Record};
 use crate::store::{Source, Store, Stored};
 
@@ -273,26 +274,46 @@ async fn handle_batch(
     let mut backoff = Duration::from_millis(100);
     loop {
         let started = Instant::now();
+        // Hold the write turn until the events are out, so a read-state
+        // change cannot overtake these notifications on their way to streams.
+        let turn = sink.store.write_turn().await;
         match sink.store.insert_batch(&good).await {
             Ok(seqs) => {
                 metrics::histogram!("herald_store_write_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::histogram!("herald_store_batch_size").record(good.len() as f64);
+                let mut recipients = BTreeSet::new();
                 for ((n, _), seq) in good.into_iter().zip(seqs) {
                     match seq {
-                        Some(seq) => sink.hub.publish(Stored {
-                            seq,
-                            notification: n,
-                        }),
+                        Some(seq) => {
+                            recipients.insert(n.to.id);
+                            sink.hub.publish(
+                                n.to.id,
+                                InboxEvent::Stored(Stored {
+                                    seq,
+                                    notification: n,
+                                }),
+                            );
+                        }
                         None => {
                             metrics::counter!("herald_duplicate_records_total").increment(1);
                             tracing::debug!(id = %n.id, "duplicate record ignored");
                         }
                     }
                 }
+                // One counts event per watched recipient and batch (the
+                // badge), not one per notification.
+                for user in recipients.into_iter().filter(|u| sink.hub.is_watched(*u)) {
+                    match sink.store.counts(user).await {
+                        Ok(c) => sink.hub.publish(user, InboxEvent::Counts(c)),
+                        Err(e) => tracing::warn!(error = %e, user, "reading counts failed"),
+                    }
+                }
+                drop(turn);
                 return true;
             }
             Err(e) => {
+                drop(turn);
                 // Never skip a valid record: retry until the store is back.
                 tracing::error!(error = %e, size = good.len(), "store write failed, retrying");
                 tokio::select! {

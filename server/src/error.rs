@@ -15,9 +15,21 @@ pub enum AppError {
     /// 400: the client sent something malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// 401: no valid token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: valid token, someone else's inbox or name.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404 `{"message":"User not found"}` or another missing thing.
     #[error("{0}")]
     NotFound(String),
+    /// 413: the body is larger than the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 429: the sender is over its rate limit; retry after that many seconds.
+    #[error("too many notifications from this sender: retry in {0} s")]
+    TooManyRequests(u64),
     /// 503: broker or store unavailable; the client may retry.
     #[error("{0}")]
     Unavailable(String),
@@ -30,7 +42,13 @@ impl From<ServiceError> for AppError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Invalid(m) => AppError::BadRequest(m),
+            ServiceError::Unauthorized(m) => AppError::Unauthorized(m),
+            ServiceError::Forbidden(m) => AppError::Forbidden(m),
             ServiceError::UserNotFound => AppError::NotFound("User not found".into()),
+            ServiceError::NotFound(m) => AppError::NotFound(m),
+            ServiceError::RateLimited { retry_after_secs } => {
+                AppError::TooManyRequests(retry_after_secs)
+            }
             ServiceError::Unavailable(m) => AppError::Unavailable(m),
             ServiceError::Internal => AppError::Internal,
         }
@@ -39,7 +57,23 @@ impl From<ServiceError> for AppError {
 
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
-        AppError::BadRequest(format!("invalid JSON body: {}", r.body_text()))
+        body_error("invalid JSON body", r.status(), r.body_text())
+    }
+}
+
+impl AppError {
+    /// A body the server could not take: 413 when over the size limit,
+    /// else 400, prefixed with `what`.
+    pub fn from_body(what: &str, status: StatusCode, detail: String) -> Self {
+        body_error(what, status, detail)
+    }
+}
+
+fn body_error(what: &str, status: StatusCode, detail: String) -> AppError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::TooLarge("the request body is too large; the limit is set by HERALD_MAX_BODY_BYTES (16 KiB by default)".into())
+    } else {
+        AppError::BadRequest(format!("{what}: {detail}"))
     }
 }
 
@@ -59,15 +93,31 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut res = (status, Json(json!({ "message": self.to_string() }))).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let headers = res.headers_mut();
+        match self {
             // Sends recover by themselves once the broker is back.
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            AppError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            AppError::TooManyRequests(secs) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            AppError::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"herald\""),
+                );
+            }
+            _ => {}
         }
         res
     }

@@ -1,30 +1,45 @@
-//! In-process fan-out of stored notifications to SSE streams.
+//! In-process fan-out of inbox events to SSE streams.
 //!
-//! One bounded `broadcast` channel per recipient with at least one open
-//! stream. Publishing never waits: a stream that falls more than the channel
+//! One bounded `broadcast` channel per user with at least one open stream.
+//! Publishing never waits: a stream that falls more than the channel
 //! capacity behind gets `Lagged` and catches up from the store, so a slow
-//! client can neither block the consumer nor silently lose events.
+//! client can neither block the consumer nor silently lose notifications.
+//! Events are published while the store's write turn is held, so every
+//! stream sees them in commit order.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use app::model::{Counts, StateEvent};
+
 use crate::store::Stored;
 
-/// Events buffered per recipient before a slow stream has to catch up from
-/// the store.
+/// Events buffered per user before a slow stream has to catch up from the
+/// store.
 pub const CHANNEL_CAPACITY: usize = 256;
+
+/// Something that happened to a user's inbox.
+#[derive(Debug)]
+pub enum InboxEvent {
+    /// A new notification was stored.
+    Stored(Stored),
+    /// Existing notifications changed (read, archived, deleted).
+    State(StateEvent),
+    /// The inbox's counts after a batch of new notifications.
+    Counts(Counts),
+}
 
 /// Cheap to clone; all clones share the channels.
 #[derive(Clone, Debug, Default)]
 pub struct Hub {
-    channels: Arc<Mutex<HashMap<i64, broadcast::Sender<Arc<Stored>>>>>,
+    channels: Arc<Mutex<HashMap<i64, broadcast::Sender<Arc<InboxEvent>>>>>,
 }
 
 impl Hub {
-    /// Receive every notification stored for `user_id` from now on.
-    pub fn subscribe(&self, user_id: i64) -> broadcast::Receiver<Arc<Stored>> {
+    /// Receive every event of `user_id`'s inbox from now on.
+    pub fn subscribe(&self, user_id: i64) -> broadcast::Receiver<Arc<InboxEvent>> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         channels
             .entry(user_id)
@@ -32,12 +47,20 @@ impl Hub {
             .subscribe()
     }
 
-    /// Hand a freshly stored notification to its recipient's open streams.
-    pub fn publish(&self, stored: Stored) {
-        let user_id = stored.notification.to.id;
+    /// Whether `user_id` has an open stream (so work for events can be
+    /// skipped when nobody listens).
+    pub fn is_watched(&self, user_id: i64) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels
+            .get(&user_id)
+            .is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// Hand an event to `user_id`'s open streams.
+    pub fn publish(&self, user_id: i64, event: InboxEvent) {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = channels.get(&user_id) {
-            if tx.send(Arc::new(stored)).is_err() {
+            if tx.send(Arc::new(event)).is_err() {
                 // Nobody listens any more: forget the channel.
                 channels.remove(&user_id);
             }

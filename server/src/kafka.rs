@@ -18,14 +18,16 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use serde::{Deserialize, Serialize};
 
-use app::model::{Notification, ServiceError, User};
+use app::model::{Category, Notification, ServiceError, User, DEFAULT_PRIORITY, PRIORITY_RANGE};
 
 use crate::config::Config;
 use crate::error::StartError;
 
 /// The Kafka record value. The first three fields are the Go tutorial's
-/// format; `id` and `created_at` are Herald's additions and optional on read,
-/// so records written by the tutorial's producer are still consumed.
+/// format; `id`, `created_at`, `category` and `priority` are Herald's
+/// additions and optional on read, so records written by the tutorial's
+/// producer are still consumed. Read state is not part of the record: it
+/// belongs to the store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     /// Sender.
@@ -40,6 +42,12 @@ pub struct Record {
     /// When Herald accepted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
+    /// Kind of notification (`info` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    /// Priority 1–5 (3 when absent; out-of-range values are clamped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
 }
 
 impl Record {
@@ -51,6 +59,8 @@ impl Record {
             message: n.message.clone(),
             id: Some(n.id.clone()),
             created_at: Some(n.created_at),
+            category: Some(n.category),
+            priority: Some(n.priority),
         }
     }
 
@@ -72,6 +82,13 @@ impl Record {
             to: self.to,
             message: self.message,
             created_at: self.created_at.or(timestamp).unwrap_or_else(Utc::now),
+            category: self.category.unwrap_or_default(),
+            priority: self
+                .priority
+                .unwrap_or(DEFAULT_PRIORITY)
+                .clamp(*PRIORITY_RANGE.start(), *PRIORITY_RANGE.end()),
+            read: false,
+            archived: false,
         }
     }
 }

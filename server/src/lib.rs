@@ -8,17 +8,21 @@
 //!
 //! # Layout
 //! - `config`: clap configuration with environment fallbacks.
+//! - `auth`: HS256 tokens from the `Authorization` header or the session
+//!   cookie (the rules that use them are in `service`).
 //! - `error`: [`AppError`](error::AppError) (HTTP answers) and start-up errors.
 //! - `kafka`: client settings, topic creation, the producer, the record format.
 //! - `consumer`: the consumer group loop (Kafka → store → hub).
 //! - `store`: SQLite through sqlx, migrations in `migrations/`.
 //! - `hub`: in-process fan-out to SSE streams.
 //! - `telemetry`: Prometheus metrics (`/metrics`).
-//! - `service`: send, list, users, subscribe — used by REST, SSE and the UI.
+//! - `service`: access rules, send (validated, rate-limited), inbox pages,
+//!   read state, subscribe — used by REST, SSE and the UI alike.
 //! - `rest`, `sse`: HTTP handlers.
 //! - this file: [`app`] builds the router (REST routes registered from their
 //!   OpenAPI annotations, see [`api_routes`]), [`start`] wires everything.
 
+pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod error;
@@ -35,7 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{any, get};
 use axum::Router;
 use leptos::config::LeptosOptions;
@@ -45,7 +49,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -56,7 +61,7 @@ pub use config::Config;
 use error::StartError;
 use hub::Hub;
 use kafka::Producer;
-use service::Service;
+use service::{RateLimit, Service};
 use store::Store;
 
 /// State shared by all handlers; cheap to clone.
@@ -70,6 +75,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Interval of SSE keep-alive comments.
     pub keepalive: Duration,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -99,6 +106,8 @@ pub fn app(state: AppState) -> Router {
         }),
     )
     .route("/api/{*rest}", any(rest::api_not_found))
+    // Bodies read by the REST extractors stop at the limit (413, JSON).
+    .layer(DefaultBodyLimit::max(state.max_body_bytes))
     .leptos_routes_with_context(
         &state,
         routes,
@@ -120,8 +129,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rest::seed_send))
         .routes(routes!(rest::seed_list))
         .routes(routes!(rest::users))
+        .routes(routes!(rest::sign_in, rest::session, rest::sign_out))
         .routes(routes!(rest::create))
         .routes(routes!(rest::list))
+        .routes(routes!(rest::count))
+        .routes(routes!(rest::read_all))
+        .routes(routes!(rest::update, rest::delete))
         .routes(routes!(sse::events))
         .routes(routes!(rest::health))
         .routes(routes!(rest::ready))
@@ -136,13 +149,37 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         description = "Real-time notifications: Kafka in, SQLite kept, SSE out. \
                        Errors are JSON `{\"message\": …}`."
     ),
+    modifiers(&Security),
     tags(
-        (name = "seed", description = "The Go tutorial's routes, byte for byte"),
+        (name = "seed", description = "The Go tutorial's routes, byte for byte (owner only when auth is on)"),
+        (name = "auth", description = "Demo sign-in and the session cookie"),
         (name = "api", description = "The JSON API and the event stream"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
 pub struct ApiDoc;
+
+/// The two ways to present a token, for the OpenAPI document.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(auth::COOKIE))),
+        );
+    }
+}
 
 /// Leptos options from cargo-leptos' environment, or defaults matching the
 /// workspace metadata when the binary runs on its own (tests, `cargo run`).
@@ -202,7 +239,17 @@ pub async fn start(
     let producer = Producer::new(&cfg)?;
     let users = store.users().await?;
     let hub = Hub::default();
-    let service = Service::new(users.clone(), store.clone(), producer.clone(), hub.clone());
+    let service = Service::new(
+        users.clone(),
+        store.clone(),
+        producer.clone(),
+        hub.clone(),
+        auth::Auth::new(&cfg),
+        RateLimit {
+            burst: cfg.rate_limit_burst,
+            per_second: cfg.rate_limit_per_sec,
+        },
+    );
     let shutdown = CancellationToken::new();
 
     telemetry::install();
@@ -218,8 +265,22 @@ pub async fn start(
     };
     let consumer_task = tokio::spawn(consumer::run(consumer, sink, shutdown.clone()));
 
+    // Keep the rate limiter's memory to recent senders.
+    let pruning = service.clone();
+    let prune_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = prune_stop.cancelled() => break,
+                _ = every.tick() => pruning.prune_rate_limits(),
+            }
+        }
+    });
+
     let addr = listener.local_addr()?;
     let router = app(AppState {
+        max_body_bytes: cfg.max_body_bytes,
         service,
         leptos_options,
         shutdown: shutdown.clone(),

@@ -1,19 +1,36 @@
 //! REST handlers: the Go tutorial's routes, byte for byte, and the JSON API.
 //!
-//! Handlers only parse and shape; the work is in [`Service`].
+//! Handlers only parse and shape; the work, access rules included, is in
+//! [`Service`]. Every route that touches an inbox takes a [`Caller`].
 
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use app::model::{Notification, User};
+use app::model::{
+    Category, Counts, ListFilter, Notification, Principal, User, DEFAULT_PAGE, DEFAULT_PRIORITY,
+};
 
 use crate::error::AppError;
 use crate::service::Service;
+use crate::AppState;
+
+/// Who sent the request: from `Authorization: Bearer` or the session
+/// cookie. Rejected with 401 when auth is on and no valid token came.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        Ok(Caller(state.service.authenticate(&parts.headers)?))
+    }
+}
 
 /// JSON body extractor whose rejections are [`AppError`]s (JSON, 400).
 #[derive(FromRequest)]
@@ -47,7 +64,7 @@ pub fn parse_id(field: &str, raw: Option<&str>) -> Result<i64, AppError> {
 }
 
 /// Check that the user id named `field` is positive.
-fn positive_id(field: &str, id: i64) -> Result<i64, AppError> {
+pub fn positive_id(field: &str, id: i64) -> Result<i64, AppError> {
     if id > 0 {
         Ok(id)
     } else {
@@ -87,17 +104,18 @@ impl SendFields {
         let mut fields = SendFields::default();
         if content_type.starts_with("multipart/form-data") {
             let mut form = Multipart::from_request(req, &()).await.map_err(|e| {
-                AppError::BadRequest(format!("invalid multipart form: {}", e.body_text()))
+                AppError::from_body("invalid multipart form", e.status(), e.body_text())
             })?;
             while let Some(field) = form.next_field().await.map_err(|e| {
-                AppError::BadRequest(format!("invalid multipart form: {}", e.body_text()))
+                AppError::from_body("invalid multipart form", e.status(), e.body_text())
             })? {
                 let name = field.name().unwrap_or_default().to_owned();
                 let value = field.text().await.map_err(|e| {
-                    AppError::BadRequest(format!(
-                        "invalid multipart field {name}: {}",
-                        e.body_text()
-                    ))
+                    AppError::from_body(
+                        &format!("invalid multipart field {name}"),
+                        e.status(),
+                        e.body_text(),
+                    )
                 })?;
                 fields.set(&name, value);
             }
@@ -105,7 +123,7 @@ impl SendFields {
         }
         let body = axum::body::Bytes::from_request(req, &())
             .await
-            .map_err(|e| AppError::BadRequest(format!("unreadable body: {}", e.body_text())))?;
+            .map_err(|e| AppError::from_body("unreadable body", e.status(), e.body_text()))?;
         if content_type.starts_with("application/json") {
             let object: serde_json::Map<String, Value> = serde_json::from_slice(&body)
                 .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
@@ -136,23 +154,39 @@ impl SendFields {
 ///
 /// Form fields `fromID`, `toID`, `message` (URL-encoded or multipart), or a
 /// JSON object with the same names. Answers once the broker acknowledged it.
+/// With auth on, `fromID` must be the caller.
 #[utoipa::path(post, path = "/send", tag = "seed",
     request_body(content = SeedSendFields, content_type = "application/x-www-form-urlencoded"),
+    security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Acknowledged by the broker: `{\"message\":\"Notification sent successfully!\"}`", body = MessageBody),
         (status = 400, description = "A field is missing or malformed; the message names it", body = MessageBody),
+        (status = 401, description = "No valid token", body = MessageBody),
+        (status = 403, description = "`fromID` is not the caller", body = MessageBody),
         (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+        (status = 413, description = "Body over the size limit", body = MessageBody),
+        (status = 429, description = "Sender over its rate limit; see `Retry-After`", body = MessageBody),
         (status = 503, description = "The broker did not acknowledge in time; retry", body = MessageBody),
     ))]
 pub async fn seed_send(
     State(service): State<Service>,
+    Caller(who): Caller,
     req: Request,
 ) -> Result<Json<Value>, AppError> {
     let fields = SendFields::read(req).await?;
     let from = parse_id("fromID", fields.from.as_deref())?;
     let to = parse_id("toID", fields.to.as_deref())?;
     let message = fields.message.unwrap_or_default();
-    service.send(from, to, &message).await?;
+    service
+        .send(
+            who,
+            Some(from),
+            to,
+            &message,
+            Category::Info,
+            DEFAULT_PRIORITY,
+        )
+        .await?;
     Ok(Json(
         json!({ "message": "Notification sent successfully!" }),
     ))
@@ -176,20 +210,25 @@ pub struct SeedList {
     notifications: Vec<SeedNotification>,
 }
 
-/// List a user's notifications, newest first (the Go tutorial's route).
+/// List a user's newest 100 notifications, newest first (the Go
+/// tutorial's route); owner only.
 #[utoipa::path(get, path = "/notifications/{user}", tag = "seed",
     params(("user" = i64, Path, description = "User id (the tutorial's `userID`)")),
+    security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "`{\"notifications\":[…]}`, or `{\"message\":\"No notifications found for user\",\"notifications\":[]}`", body = SeedList),
         (status = 400, description = "Not a positive integer", body = MessageBody),
+        (status = 401, description = "No valid token", body = MessageBody),
+        (status = 403, description = "Someone else's inbox", body = MessageBody),
         (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
     ))]
 pub async fn seed_list(
     State(service): State<Service>,
+    Caller(who): Caller,
     ApiPath(user): ApiPath<String>,
 ) -> Result<Json<SeedList>, AppError> {
     let user = parse_id("userID", Some(&user))?;
-    let list = service.list(user).await?;
+    let list = service.list(who, user).await?;
     let message = list.is_empty().then_some("No notifications found for user");
     let notifications = list
         .into_iter()
@@ -220,12 +259,6 @@ pub struct UsersBody {
     users: Vec<User>,
 }
 
-/// Body of a notification list.
-#[derive(Serialize, ToSchema)]
-pub struct NotificationsBody {
-    notifications: Vec<Notification>,
-}
-
 /// Every error answer: what to fix, in words.
 #[derive(Serialize, ToSchema)]
 pub struct MessageBody {
@@ -236,7 +269,7 @@ pub struct MessageBody {
 #[derive(ToSchema)]
 #[allow(non_snake_case, dead_code)]
 pub struct SeedSendFields {
-    /// Sender id.
+    /// Sender id (must be the caller when auth is on).
     fromID: String,
     /// Recipient id.
     toID: String,
@@ -244,52 +277,322 @@ pub struct SeedSendFields {
     message: String,
 }
 
+/// Body of `POST /api/session`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// Id of the seeded user to sign in as.
+    pub user: i64,
+}
+
+/// Answer of a sign-in.
+#[derive(Serialize, ToSchema)]
+pub struct SessionBody {
+    /// Who is signed in.
+    user: User,
+    /// The token, for `Authorization: Bearer …` (the browser gets it as a
+    /// cookie too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+/// Demo sign-in: pick a seeded user, get a token and the session cookie.
+/// Off when the server runs with `HERALD_DEMO_SIGN_IN=false`.
+#[utoipa::path(post, path = "/api/session", tag = "auth",
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "`{\"user\":{…},\"token\":\"…\"}` and `Set-Cookie: herald_session=…; HttpOnly; SameSite=Lax`", body = SessionBody),
+        (status = 400, description = "Malformed body", body = MessageBody),
+        (status = 403, description = "Demo sign-in is switched off", body = MessageBody),
+        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+    ))]
+pub async fn sign_in(
+    State(service): State<Service>,
+    ApiJson(body): ApiJson<SignIn>,
+) -> Result<Response, AppError> {
+    let user = positive_id("user", body.user)?;
+    let session = service.sign_in(user)?;
+    let mut res = Json(SessionBody {
+        user: session.user,
+        token: Some(session.token),
+    })
+    .into_response();
+    set_cookie(&mut res, &session.set_cookie)?;
+    Ok(res)
+}
+
+/// Who the token or cookie belongs to.
+#[utoipa::path(get, path = "/api/session", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "`{\"user\":{…}}`", body = SessionBody),
+        (status = 401, description = "No valid token", body = MessageBody),
+    ))]
+pub async fn session(
+    State(service): State<Service>,
+    Caller(who): Caller,
+) -> Result<Json<SessionBody>, AppError> {
+    let Principal::User(id) = who else {
+        return Err(AppError::Unauthorized("not signed in".into()));
+    };
+    Ok(Json(SessionBody {
+        user: service.user(id)?,
+        token: None,
+    }))
+}
+
+/// Sign out: remove the session cookie. (Tokens stay valid until they
+/// expire; there is no revocation list.)
+#[utoipa::path(delete, path = "/api/session", tag = "auth",
+    responses((status = 204, description = "Cookie removed")))]
+pub async fn sign_out(State(service): State<Service>) -> Result<Response, AppError> {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    set_cookie(&mut res, &service.auth().clear_cookie())?;
+    Ok(res)
+}
+
+fn set_cookie(res: &mut Response, value: &str) -> Result<(), AppError> {
+    let value = HeaderValue::from_str(value).map_err(|e| {
+        tracing::error!(error = %e, "cookie header");
+        AppError::Internal
+    })?;
+    res.headers_mut().append(header::SET_COOKIE, value);
+    Ok(())
+}
+
 /// Body of `POST /api/notifications`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNotification {
-    /// Sender id.
-    pub from: i64,
+    /// Sender id; defaults to the caller, and must be the caller when auth
+    /// is on. Required when auth is off and no token is sent.
+    #[serde(default)]
+    pub from: Option<i64>,
     /// Recipient id.
     pub to: i64,
-    /// The text.
+    /// The text: 1–2,000 characters after trimming, no control characters
+    /// but newline and tab.
     pub message: String,
+    /// `info` (default), `mention` or `alert`.
+    #[serde(default)]
+    pub category: Option<Category>,
+    /// 1 (min) to 5 (max); 3 by default.
+    #[serde(default)]
+    pub priority: Option<u8>,
 }
 
 /// Send a notification; answers 202 with it once the broker acknowledged it.
 #[utoipa::path(post, path = "/api/notifications", tag = "api",
     request_body = NewNotification,
+    security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 202, description = "Accepted by the broker; it will be stored and streamed", body = Notification),
-        (status = 400, description = "Malformed body, unknown field, bad id or message", body = MessageBody),
+        (status = 400, description = "Malformed body, unknown field, bad id, message, category or priority", body = MessageBody),
+        (status = 401, description = "No valid token", body = MessageBody),
+        (status = 403, description = "`from` is not the caller", body = MessageBody),
         (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+        (status = 413, description = "Body over the size limit", body = MessageBody),
+        (status = 429, description = "Sender over its rate limit; see `Retry-After`", body = MessageBody),
         (status = 503, description = "The broker did not acknowledge in time; retry", body = MessageBody),
     ))]
 pub async fn create(
     State(service): State<Service>,
+    Caller(who): Caller,
     ApiJson(body): ApiJson<NewNotification>,
 ) -> Result<(StatusCode, Json<Notification>), AppError> {
-    let from = positive_id("from", body.from)?;
+    let from = body.from.map(|f| positive_id("from", f)).transpose()?;
     let to = positive_id("to", body.to)?;
-    let n = service.send(from, to, &body.message).await?;
+    let n = service
+        .send(
+            who,
+            from,
+            to,
+            &body.message,
+            body.category.unwrap_or_default(),
+            body.priority.unwrap_or(DEFAULT_PRIORITY),
+        )
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(n)))
 }
 
-/// A user's newest 100 notifications, newest first.
+/// Query of a notification list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// Cursor: the `next_cursor` of the previous page.
+    pub before: Option<String>,
+    /// `true`: the archived notifications instead of the inbox.
+    pub archived: Option<bool>,
+    /// `true`: only unread ones.
+    pub unread: Option<bool>,
+    /// Only this category (`info`, `mention`, `alert`).
+    pub category: Option<Category>,
+    /// Only this priority or higher (1–5).
+    pub min_priority: Option<u8>,
+}
+
+/// Body of a notification list page.
+#[derive(Serialize, ToSchema)]
+pub struct PageBody {
+    /// Newest first.
+    notifications: Vec<Notification>,
+    /// Pass as `before` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// One page of a user's notifications, newest first; owner only. Stable
+/// under concurrent inserts: a cursor names a notification, and the next
+/// page holds exactly the older ones.
 #[utoipa::path(get, path = "/api/users/{user}/notifications", tag = "api",
-    params(("user" = i64, Path, description = "User id")),
+    params(("user" = i64, Path, description = "User id"), ListQuery),
+    security(("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 200, description = "`{\"notifications\":[…]}`", body = NotificationsBody),
-        (status = 400, description = "Not a positive integer", body = MessageBody),
+        (status = 200, description = "`{\"notifications\":[…],\"next_cursor\":\"…\"|null}`", body = PageBody),
+        (status = 400, description = "Bad id, limit, cursor, filter or unknown parameter", body = MessageBody),
+        (status = 401, description = "No valid token", body = MessageBody),
+        (status = 403, description = "Someone else's inbox", body = MessageBody),
         (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
     ))]
 pub async fn list(
     State(service): State<Service>,
+    Caller(who): Caller,
     ApiPath(user): ApiPath<String>,
-) -> Result<Json<NotificationsBody>, AppError> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<PageBody>, AppError> {
     let user = parse_id("user id", Some(&user))?;
-    let notifications = service.list(user).await?;
-    Ok(Json(NotificationsBody { notifications }))
+    let filter = ListFilter {
+        archived: q.archived.unwrap_or(false),
+        unread: q.unread.unwrap_or(false),
+        category: q.category,
+        min_priority: q.min_priority,
+    };
+    let view = service
+        .inbox(
+            who,
+            user,
+            &filter,
+            q.before.as_deref(),
+            q.limit.unwrap_or(DEFAULT_PAGE),
+        )
+        .await?;
+    Ok(Json(PageBody {
+        notifications: view.page.notifications,
+        next_cursor: view.page.next_cursor,
+    }))
+}
+
+/// Unread and total notifications of an inbox.
+#[derive(Serialize, ToSchema)]
+pub struct CountBody {
+    /// Not yet read (archived ones are not counted).
+    unread: i64,
+    /// In the inbox (archived and deleted ones are not counted).
+    total: i64,
+}
+
+impl From<Counts> for CountBody {
+    fn from(c: Counts) -> Self {
+        Self {
+            unread: c.unread,
+            total: c.total,
+        }
+    }
+}
+
+/// A user's unread count; owner only.
+#[utoipa::path(get, path = "/api/users/{user}/notifications/count", tag = "api",
+    params(("user" = i64, Path, description = "User id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "`{\"unread\":N,\"total\":M}`", body = CountBody),
+        (status = 400, description = "Not a positive integer", body = MessageBody),
+        (status = 401, description = "No valid token", body = MessageBody),
+        (status = 403, description = "Someone else's inbox", body = MessageBody),
+        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+    ))]
+pub async fn count(
+    State(service): State<Service>,
+    Caller(who): Caller,
+    ApiPath(user): ApiPath<String>,
+) -> Result<Json<CountBody>, AppError> {
+    let user = parse_id("user id", Some(&user))?;
+    Ok(Json(service.counts(who, user).await?.into()))
+}
+
+/// Mark every notification of a user read; owner only. Open streams get a
+/// `state` event.
+#[utoipa::path(post, path = "/api/users/{user}/notifications/read-all", tag = "api",
+    params(("user" = i64, Path, description = "User id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The counts after: `{\"unread\":0,\"total\":M}`", body = CountBody),
+        (status = 400, description = "Not a positive integer", body = MessageBody),
+        (status = 401, description = "No valid token", body = MessageBody),
+        (status = 403, description = "Someone else's inbox", body = MessageBody),
+        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+    ))]
+pub async fn read_all(
+    State(service): State<Service>,
+    Caller(who): Caller,
+    ApiPath(user): ApiPath<String>,
+) -> Result<Json<CountBody>, AppError> {
+    let user = parse_id("user id", Some(&user))?;
+    Ok(Json(service.read_all(who, user).await?.into()))
+}
+
+/// Body of `PATCH /api/notifications/{id}`: at least one field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatePatch {
+    /// Mark read (`true`) or unread (`false`).
+    pub read: Option<bool>,
+    /// Archive (`true`) or bring back to the inbox (`false`).
+    pub archived: Option<bool>,
+}
+
+/// Mark one notification read or unread, archive or unarchive it; owner
+/// only. Open streams of the owner get a `state` event.
+#[utoipa::path(patch, path = "/api/notifications/{id}", tag = "api",
+    params(("id" = String, Path, description = "Notification id")),
+    request_body = StatePatch,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The notification after the change", body = Notification),
+        (status = 400, description = "Malformed body, unknown field or nothing to change", body = MessageBody),
+        (status = 401, description = "No valid token", body = MessageBody),
+        (status = 403, description = "Someone else's notification", body = MessageBody),
+        (status = 404, description = "No such notification", body = MessageBody),
+    ))]
+pub async fn update(
+    State(service): State<Service>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(patch): ApiJson<StatePatch>,
+) -> Result<Json<Notification>, AppError> {
+    let n = service.update(who, &id, patch.read, patch.archived).await?;
+    Ok(Json(n))
+}
+
+/// Delete one notification; owner only. Open streams of the owner get a
+/// `state` event.
+#[utoipa::path(delete, path = "/api/notifications/{id}", tag = "api",
+    params(("id" = String, Path, description = "Notification id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = MessageBody),
+        (status = 403, description = "Someone else's notification", body = MessageBody),
+        (status = 404, description = "No such notification", body = MessageBody),
+    ))]
+pub async fn delete(
+    State(service): State<Service>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, AppError> {
+    service.delete(who, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Liveness: the process is up and serving.

@@ -1,9 +1,15 @@
-//! `GET /api/users/{id}/events`: a user's notifications as Server-Sent Events.
+//! `GET /api/users/{id}/events`: a user's inbox as Server-Sent Events.
 //!
-//! Each event is `event: notification`, `id: <notification id>`,
-//! `data: <notification JSON>`. A client resumes with the `Last-Event-ID`
-//! header (browsers send it on reconnect) or `?since=<id>` (EventSource cannot
-//! set headers on the first connection); `since=0` replays everything.
+//! Three event types:
+//! - `notification`: `id: <notification id>`, `data: <notification JSON>`.
+//!   A client resumes with the `Last-Event-ID` header (browsers send it on
+//!   reconnect) or `?since=<id>` (EventSource cannot set headers on the first
+//!   connection); `since=0` replays everything.
+//! - `state`: read, archived or deleted state changed (`data:` a
+//!   [`StateEvent`](app::model::StateEvent)); no `id`, so it does not move
+//!   the resume point.
+//! - `counts`: `{"unread":N,"total":M,"version":V}`, first on connect and
+//!   after each burst of notifications.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -16,7 +22,9 @@ use futures::{stream, StreamExt};
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::rest::{parse_id, ApiPath, ApiQuery};
+use crate::hub::InboxEvent;
+use crate::rest::{parse_id, ApiPath, ApiQuery, Caller};
+use crate::service::StreamEvent;
 use crate::AppState;
 
 /// How long a browser waits before reconnecting (the SSE `retry:` field).
@@ -29,24 +37,31 @@ pub struct EventsQuery {
     pub since: Option<String>,
 }
 
-/// A user's notifications as Server-Sent Events.
+/// A user's inbox as Server-Sent Events; owner only.
 ///
-/// Each event: `event: notification`, `id: <notification id>`, `data:
-/// <notification JSON>`; the stream starts with `retry: 1000` and carries
-/// keep-alive comments. Resume with the `Last-Event-ID` header or `?since=`.
+/// `notification` events (`id: <notification id>`, `data: <notification
+/// JSON>`), `state` events (read / archived / deleted changes, with the
+/// counts after them) and `counts` events (`{"unread","total","version"}`:
+/// keep the largest version). The stream starts with `retry: 1000` and
+/// carries keep-alive comments. Resume with the `Last-Event-ID` header or
+/// `?since=`.
 #[utoipa::path(get, path = "/api/users/{user}/events", tag = "api",
     params(
         ("user" = i64, Path, description = "User id"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this notification id (browsers send it on reconnect)"),
         EventsQuery,
     ),
+    security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
         (status = 400, description = "Not a positive integer", body = crate::rest::MessageBody),
+        (status = 401, description = "No valid token", body = crate::rest::MessageBody),
+        (status = 403, description = "Someone else's inbox", body = crate::rest::MessageBody),
         (status = 404, description = "`{\"message\":\"User not found\"}`", body = crate::rest::MessageBody),
     ))]
 pub async fn events(
     State(state): State<AppState>,
+    Caller(who): Caller,
     ApiPath(user): ApiPath<String>,
     ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
@@ -59,15 +74,31 @@ pub async fn events(
         .map(str::to_owned)
         .filter(|s| !s.is_empty())
         .or(query.since);
-    let notifications = state.service.subscribe(user, after.as_deref()).await?;
-    let events = notifications.map(|s| {
-        let n = &s.notification;
-        let data = serde_json::to_string(n).unwrap_or_default();
-        Ok::<_, Infallible>(Event::default().event("notification").id(&n.id).data(data))
-    });
+    let inbox = state.service.subscribe(who, user, after.as_deref()).await?;
+    let events = inbox.map(|e| Ok::<_, Infallible>(to_sse(e)));
     let body = stream::once(async { Ok(Event::default().retry(RETRY)) })
         .chain(events)
         // End the stream at shutdown so graceful shutdown can finish.
         .take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(state.keepalive)))
+}
+
+fn to_sse(e: StreamEvent) -> Event {
+    match e {
+        StreamEvent::Inbox(ev) => match &*ev {
+            InboxEvent::Stored(s) => Event::default()
+                .event("notification")
+                .id(&s.notification.id)
+                .data(json(&s.notification)),
+            InboxEvent::State(st) => Event::default().event("state").data(json(st)),
+            InboxEvent::Counts(c) => Event::default().event("counts").data(json(c)),
+        },
+        StreamEvent::Counts(c) => Event::default().event("counts").data(json(&c)),
+    }
+}
+
+/// Serializing these plain structs cannot fail; an empty data line would
+/// show a bug without breaking the stream.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }

@@ -2,16 +2,20 @@
 //!
 //! Writes are idempotent on the notification id, so the consumer may see a
 //! record twice (crash before commit, rebalance) without storing it twice.
+//! Unread and total counts per user are kept by triggers (see
+//! `migrations/0003_inbox.sql`), in the same transaction as the change.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use tokio::sync::{Mutex, MutexGuard};
 
-use app::model::{Notification, User};
+use app::model::{Category, Counts, ListFilter, Notification, User};
 
 use crate::error::StartError;
 
@@ -37,6 +41,19 @@ pub struct Stored {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Held from a write until its events are published, so streams see
+    /// changes in the order they were committed (SQLite has one writer at a
+    /// time anyway, so this costs no concurrency).
+    writer: Arc<Mutex<()>>,
+}
+
+/// One page read from the store.
+#[derive(Debug)]
+pub struct StoredPage {
+    /// The rows, newest first.
+    pub rows: Vec<Stored>,
+    /// Whether older rows match too.
+    pub more: bool,
 }
 
 impl Store {
@@ -61,7 +78,15 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Take the write turn; hold the guard until the change is published.
+    pub async fn write_turn(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().await
     }
 
     /// All users, ordered by id.
@@ -101,16 +126,154 @@ impl Store {
         Ok(seqs)
     }
 
-    /// The newest `limit` notifications of `user_id`, newest first.
-    pub async fn newest(&self, user_id: i64, limit: i64) -> Result<Vec<Stored>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT * FROM notifications WHERE recipient_id = ? ORDER BY seq DESC LIMIT ?",
+    /// Up to `limit` notifications of `user_id` matching `filter`, newest
+    /// first, older than `before_seq` when given. Deleted ones never match.
+    pub async fn page(
+        &self,
+        user_id: i64,
+        filter: &ListFilter,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<StoredPage, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        page_on(&mut conn, user_id, filter, before_seq, limit).await
+    }
+
+    /// A page, the counts and the newest id, all read in one transaction so
+    /// they agree with each other.
+    pub async fn snapshot(
+        &self,
+        user_id: i64,
+        filter: &ListFilter,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<(StoredPage, Counts, Option<String>), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let page = page_on(&mut tx, user_id, filter, before_seq, limit).await?;
+        let counts = counts_on(&mut tx, user_id).await?;
+        let newest = sqlx::query_scalar(
+            "SELECT id FROM notifications WHERE recipient_id = ? ORDER BY seq DESC LIMIT 1",
         )
         .bind(user_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        rows.iter().map(decode).collect()
+        tx.commit().await?;
+        Ok((page, counts, newest))
+    }
+
+    /// Unread and total of `user_id`'s inbox.
+    pub async fn counts(&self, user_id: i64) -> Result<Counts, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        counts_on(&mut conn, user_id).await
+    }
+
+    /// The owner of notification `id` and whether it was deleted.
+    pub async fn owner_of(&self, id: &str) -> Result<Option<(i64, bool)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT recipient_id, deleted_at IS NOT NULL AS deleted FROM notifications WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get("recipient_id"), r.get("deleted"))))
+    }
+
+    /// Set the read and/or archived state of notification `id` (which must
+    /// exist and not be deleted). Returns it afterwards, with the counts when
+    /// something changed.
+    pub async fn set_state(
+        &self,
+        id: &str,
+        read: Option<bool>,
+        archived: Option<bool>,
+    ) -> Result<Option<(Stored, Option<Counts>)>, sqlx::Error> {
+        let now = now_text();
+        let mut tx = self.pool.begin().await?;
+        // Only rows whose state differs are touched, so a no-op changes no
+        // counts and sends no event.
+        let changed = sqlx::query(
+            "UPDATE notifications SET
+                read_at = CASE WHEN ?1 IS NULL THEN read_at
+                               WHEN ?1 THEN COALESCE(read_at, ?3) ELSE NULL END,
+                archived_at = CASE WHEN ?2 IS NULL THEN archived_at
+                                   WHEN ?2 THEN COALESCE(archived_at, ?3) ELSE NULL END
+             WHERE id = ?4 AND deleted_at IS NULL
+               AND ((?1 IS NOT NULL AND (read_at IS NOT NULL) != ?1)
+                 OR (?2 IS NOT NULL AND (archived_at IS NOT NULL) != ?2))",
+        )
+        .bind(read)
+        .bind(archived)
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        let row = sqlx::query("SELECT * FROM notifications WHERE id = ? AND deleted_at IS NULL")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let stored = decode(&row)?;
+        let counts = if changed {
+            Some(counts_on(&mut tx, stored.notification.to.id).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(Some((stored, counts)))
+    }
+
+    /// Delete notification `id` (hide it for good). Returns the owner's
+    /// counts afterwards, or `None` if it did not exist or was deleted.
+    pub async fn delete(&self, id: &str) -> Result<Option<Counts>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let owner: Option<i64> = sqlx::query_scalar(
+            "UPDATE notifications SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL
+             RETURNING recipient_id",
+        )
+        .bind(now_text())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let counts = match owner {
+            Some(user) => Some(counts_on(&mut tx, user).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Mark every unread notification of `user_id` read. Returns the id of
+    /// the newest one it covers and the counts, or `None` when nothing was
+    /// unread.
+    pub async fn read_all(&self, user_id: i64) -> Result<Option<(String, Counts)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let through: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, id FROM notifications
+             WHERE recipient_id = ? AND deleted_at IS NULL AND read_at IS NULL
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((seq, id)) = through else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE notifications SET read_at = ?
+             WHERE recipient_id = ? AND deleted_at IS NULL AND read_at IS NULL AND seq <= ?",
+        )
+        .bind(now_text())
+        .bind(user_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        let counts = counts_on(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(Some((id, counts)))
     }
 
     /// Up to `limit` notifications of `user_id` stored after `after_seq`,
@@ -122,7 +285,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Stored>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT * FROM notifications WHERE recipient_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT * FROM notifications
+             WHERE recipient_id = ? AND seq > ? AND deleted_at IS NULL ORDER BY seq LIMIT ?",
         )
         .bind(user_id)
         .bind(after_seq)
@@ -173,8 +337,8 @@ async fn insert_one(
     let row = sqlx::query(
         "INSERT INTO notifications
             (id, recipient_id, recipient_name, sender_id, sender_name, message,
-             created_at, kafka_partition, kafka_offset)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             created_at, kafka_partition, kafka_offset, category, priority)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO NOTHING
          RETURNING seq",
     )
@@ -187,9 +351,66 @@ async fn insert_one(
     .bind(n.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
     .bind(src.partition)
     .bind(src.offset)
+    .bind(n.category.as_str())
+    .bind(n.priority)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(|r| r.get("seq")))
+}
+
+async fn page_on(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: i64,
+    filter: &ListFilter,
+    before_seq: Option<i64>,
+    limit: u32,
+) -> Result<StoredPage, sqlx::Error> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM notifications WHERE recipient_id = ");
+    q.push_bind(user_id)
+        .push(" AND deleted_at IS NULL AND archived_at IS ")
+        .push(if filter.archived { "NOT NULL" } else { "NULL" });
+    if filter.unread {
+        q.push(" AND read_at IS NULL");
+    }
+    if let Some(c) = filter.category {
+        q.push(" AND category = ").push_bind(c.as_str());
+    }
+    if let Some(p) = filter.min_priority {
+        q.push(" AND priority >= ").push_bind(p);
+    }
+    if let Some(seq) = before_seq {
+        q.push(" AND seq < ").push_bind(seq);
+    }
+    // One more than asked tells whether there is a next page.
+    q.push(" ORDER BY seq DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    let rows = q.build().fetch_all(&mut *conn).await?;
+    let more = rows.len() > limit as usize;
+    let rows = rows
+        .iter()
+        .take(limit as usize)
+        .map(decode)
+        .collect::<Result<_, _>>()?;
+    Ok(StoredPage { rows, more })
+}
+
+async fn counts_on(conn: &mut sqlx::SqliteConnection, user_id: i64) -> Result<Counts, sqlx::Error> {
+    let row: Option<(i64, i64, i64)> =
+        sqlx::query_as("SELECT unread, total, version FROM inbox_counts WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row
+        .map(|(unread, total, version)| Counts {
+            unread,
+            total,
+            version,
+        })
+        .unwrap_or_default())
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn decode(r: &sqlx::sqlite::SqliteRow) -> Result<Stored, sqlx::Error> {
@@ -211,6 +432,10 @@ fn decode(r: &sqlx::sqlite::SqliteRow) -> Result<Stored, sqlx::Error> {
             },
             message: r.get("message"),
             created_at,
+            category: Category::parse(r.get("category")).unwrap_or_default(),
+            priority: r.get("priority"),
+            read: r.get::<Option<String>, _>("read_at").is_some(),
+            archived: r.get::<Option<String>, _>("archived_at").is_some(),
         },
     })
 }

@@ -6,10 +6,12 @@ mod common;
 
 use std::collections::HashSet;
 
+use app::model::Principal;
 use futures::StreamExt;
-use herald::hub::{Hub, CHANNEL_CAPACITY};
+use herald::auth::Auth;
+use herald::hub::{Hub, InboxEvent, CHANNEL_CAPACITY};
 use herald::kafka::Producer;
-use herald::service::Service;
+use herald::service::{RateLimit, Service, StreamEvent};
 use herald::store::{Source, Store, Stored};
 use herald::Config;
 
@@ -23,9 +25,23 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
     cfg.kafka_brokers = "127.0.0.1:1".into();
     let producer = Producer::new(&cfg).unwrap();
     let users = store.users().await.unwrap();
-    let service = Service::new(users, store.clone(), producer, hub.clone());
+    let rate = RateLimit {
+        burst: 0,
+        per_second: 1,
+    };
+    let service = Service::new(
+        users,
+        store.clone(),
+        producer,
+        hub.clone(),
+        Auth::new(&cfg),
+        rate,
+    );
 
-    let stream = service.subscribe(1, None).await.unwrap();
+    let stream = service
+        .subscribe(Principal::User(1), 1, None)
+        .await
+        .unwrap();
     // Store and publish far more than the hub buffers while nobody reads,
     // exactly as the consumer does.
     let total = CHANNEL_CAPACITY * 3;
@@ -42,14 +58,25 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
             .await
             .unwrap()
             .unwrap();
-        hub.publish(Stored {
-            seq,
-            notification: n,
-        });
+        hub.publish(
+            1,
+            InboxEvent::Stored(Stored {
+                seq,
+                notification: n,
+            }),
+        );
     }
     let got: Vec<String> = stream
+        .filter_map(|e| async move {
+            match e {
+                StreamEvent::Inbox(ev) => match &*ev {
+                    InboxEvent::Stored(s) => Some(s.notification.id.clone()),
+                    _ => None,
+                },
+                StreamEvent::Counts(_) => None,
+            }
+        })
         .take(total)
-        .map(|s| s.notification.id.clone())
         .collect()
         .await;
     let expected: Vec<String> = (0..total).map(|i| format!("lag-{i}")).collect();

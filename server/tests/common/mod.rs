@@ -23,7 +23,9 @@ pub fn shared_brokers() -> String {
     )
 }
 
-/// A configuration isolated from every other test.
+/// A configuration isolated from every other test, with auth and rate
+/// limits off (these tests are about delivery; `auth.rs` and `inbox.rs`
+/// switch them on).
 pub fn config(dir: &Path, brokers: &str) -> Config {
     let unique = uuid::Uuid::now_v7().simple().to_string();
     let mut cfg = Config::defaults();
@@ -32,8 +34,22 @@ pub fn config(dir: &Path, brokers: &str) -> Config {
     cfg.group_id = format!("group-{unique}");
     cfg.database_url = format!("sqlite://{}", dir.join("herald.db").display());
     cfg.site_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.auth = herald::config::AuthMode::Off;
+    cfg.rate_limit_burst = 0;
     cfg
 }
+
+/// [`config`] with auth on, a known secret and the default rate limit.
+pub fn secured_config(dir: &Path, brokers: &str) -> Config {
+    let mut cfg = config(dir, brokers);
+    cfg.auth = herald::config::AuthMode::On;
+    cfg.jwt_secret = Some(TEST_SECRET.into());
+    cfg.rate_limit_burst = 60;
+    cfg
+}
+
+/// The token secret of [`secured_config`].
+pub const TEST_SECRET: &str = "herald-test-secret-0123456789abcdef";
 
 /// A Herald instance serving on an ephemeral port.
 pub struct Herald {
@@ -121,12 +137,26 @@ pub struct SseClient {
 
 impl SseClient {
     pub async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
-        let mut req = reqwest::Client::new()
-            .get(url)
-            .header("accept", "text/event-stream");
+        let mut req = reqwest::Client::new().get(url);
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
+        Self::open(req).await
+    }
+
+    /// Connect with `Authorization: Bearer <token>`.
+    pub async fn connect_as(url: &str, token: &str) -> SseClient {
+        Self::open(reqwest::Client::new().get(url).bearer_auth(token)).await
+    }
+
+    /// Send `req` (a GET of an events URL) and expect an event stream.
+    pub async fn open(req: reqwest::RequestBuilder) -> SseClient {
+        let req = req.header("accept", "text/event-stream");
+        let url = req
+            .try_clone()
+            .and_then(|r| r.build().ok())
+            .map(|r| r.url().to_string())
+            .unwrap_or_default();
         let res = req.send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200, "SSE connect to {url}");
         let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
@@ -177,11 +207,16 @@ impl SseClient {
 
     /// Next `notification` event.
     pub async fn next_notification(&mut self, within: Duration) -> Option<SseEvent> {
+        self.next_of("notification", within).await
+    }
+
+    /// Next event of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str, within: Duration) -> Option<SseEvent> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let ev = self.next(left).await?;
-            if ev.event.as_deref() == Some("notification") {
+            if ev.event.as_deref() == Some(kind) {
                 return Some(ev);
             }
         }
@@ -311,6 +346,14 @@ impl HeraldProcess {
             .env("HERALD_CONSUMER_GROUP", &cfg.group_id)
             .env("DATABASE_URL", &cfg.database_url)
             .env("HERALD_SEND_TIMEOUT_MS", cfg.send_timeout_ms.to_string())
+            .env(
+                "HERALD_AUTH",
+                match cfg.auth {
+                    herald::config::AuthMode::On => "on",
+                    herald::config::AuthMode::Off => "off",
+                },
+            )
+            .env("HERALD_RATE_LIMIT_BURST", cfg.rate_limit_burst.to_string())
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{}", self.port))
             .env(
                 "RUST_LOG",
@@ -425,6 +468,10 @@ pub fn notification(id: &str, message: &str) -> app::model::Notification {
         },
         message: message.to_owned(),
         created_at: chrono::Utc::now(),
+        category: Default::default(),
+        priority: app::model::DEFAULT_PRIORITY,
+        read: false,
+        archived: false,
     }
 }
 

@@ -1,0 +1,259 @@
+//! Who is asking: HS256 tokens (JWT), from a header or a cookie.
+//!
+//! Scripts send `Authorization: Bearer <token>`; browsers carry the same
+//! token in an HttpOnly, SameSite=Lax cookie, because `EventSource` cannot
+//! send headers. `sub` is the user id and `exp` is required. The access
+//! rules themselves live in the service layer, which asks this module only
+//! "which user is this?".
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{header, HeaderMap};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use app::model::{Principal, ServiceError};
+
+use crate::config::{AuthMode, Config};
+
+/// Name of the session cookie.
+pub const COOKIE: &str = "herald_session";
+
+/// The claims Herald signs and requires.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id, as a string (JWT's `sub` is a string).
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issue time, seconds since the epoch.
+    pub iat: u64,
+}
+
+/// Token minting and checking; built once at start.
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+    mode: AuthMode,
+    demo_sign_in: bool,
+    secure_cookie: bool,
+}
+
+impl Auth {
+    /// Keys and rules from the configuration. Without `HERALD_JWT_SECRET` a
+    /// random secret is made up (and said so), which is fine for development
+    /// and means tokens do not survive a restart.
+    pub fn new(cfg: &Config) -> Self {
+        let secret = match &cfg.jwt_secret {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => {
+                tracing::warn!(
+                    "HERALD_JWT_SECRET is not set: signing tokens with a random secret; \
+                     they stop working when Herald restarts"
+                );
+                format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
+            }
+        };
+        if cfg.auth == AuthMode::Off {
+            tracing::warn!(
+                "HERALD_AUTH=off: EVERY INBOX IS OPEN TO ANYONE, and anyone can send as \
+                 anyone. Use this for local experiments only."
+            );
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        // Small clock differences between an identity provider and Herald.
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            ttl: Duration::from_secs(cfg.token_ttl_secs.max(60)),
+            mode: cfg.auth,
+            demo_sign_in: cfg.demo_sign_in,
+            secure_cookie: cfg.cookie_secure,
+        }
+    }
+
+    /// Whether every route is open (`HERALD_AUTH=off`).
+    pub fn is_open(&self) -> bool {
+        self.mode == AuthMode::Off
+    }
+
+    /// Whether the demo sign-in may mint tokens.
+    pub fn demo_sign_in(&self) -> bool {
+        self.demo_sign_in
+    }
+
+    /// A token for `user_id`, valid for the configured lifetime.
+    pub fn mint(&self, user_id: i64) -> Result<String, ServiceError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
+            tracing::error!(error = %e, "signing a token failed");
+            ServiceError::Internal
+        })
+    }
+
+    /// The user a token names, if its signature, expiry and subject hold.
+    pub fn verify(&self, token: &str) -> Result<i64, ServiceError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| {
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired; sign in again",
+                    ErrorKind::InvalidSignature => "the token's signature is not valid",
+                    ErrorKind::MissingRequiredClaim(_) => {
+                        "the token lacks a required claim (`sub` and `exp`)"
+                    }
+                    ErrorKind::InvalidAlgorithm => "the token must be signed with HS256",
+                    _ => "the token is malformed",
+                };
+                ServiceError::Unauthorized(why.into())
+            })?;
+        data.claims
+            .sub
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| ServiceError::Unauthorized("the token's `sub` is not a user id".into()))
+    }
+
+    /// Who sent a request with these headers. A present token must be
+    /// valid even when auth is off (a broken token is a bug worth hearing
+    /// about); a missing one is [`Principal::Anyone`] only when auth is off.
+    pub fn principal(&self, headers: &HeaderMap) -> Result<Principal, ServiceError> {
+        match token_from(headers)? {
+            Some(token) => self.verify(&token).map(Principal::User),
+            None if self.is_open() => Ok(Principal::Anyone),
+            None => Err(ServiceError::Unauthorized(
+                "sign in first: send `Authorization: Bearer <token>` or the session cookie".into(),
+            )),
+        }
+    }
+
+    /// `Set-Cookie` value carrying `token`.
+    pub fn session_cookie(&self, token: &str) -> String {
+        Cookie::build((COOKIE, token.to_owned()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure_cookie)
+            .max_age(cookie_duration(self.ttl))
+            .build()
+            .to_string()
+    }
+
+    /// `Set-Cookie` value that removes the session cookie.
+    pub fn clear_cookie(&self) -> String {
+        Cookie::build((COOKIE, ""))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure_cookie)
+            .max_age(cookie_duration(Duration::ZERO))
+            .build()
+            .to_string()
+    }
+}
+
+fn cookie_duration(d: Duration) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(d.as_secs() as i64)
+}
+
+/// The token of a request: the `Authorization: Bearer` header wins over the
+/// cookie. A non-Bearer `Authorization` header is an error, not ignored.
+fn token_from(headers: &HeaderMap) -> Result<Option<String>, ServiceError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default().trim();
+        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(ServiceError::Unauthorized(
+                "the Authorization header must be `Bearer <token>`".into(),
+            ));
+        }
+        return Ok(Some(token.to_owned()));
+    }
+    Ok(CookieJar::from_headers(headers)
+        .get(COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn auth(mode: AuthMode) -> Auth {
+        let mut cfg = Config::defaults();
+        cfg.jwt_secret = Some("unit-test-secret".into());
+        cfg.auth = mode;
+        Auth::new(&cfg)
+    }
+
+    fn headers(name: header::HeaderName, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_and_cookie_both_identify_the_user() {
+        let a = auth(AuthMode::On);
+        let t = a.mint(3).unwrap();
+        let bearer = headers(header::AUTHORIZATION, &format!("Bearer {t}"));
+        assert_eq!(a.principal(&bearer).unwrap(), Principal::User(3));
+        let cookie = headers(header::COOKIE, &format!("other=1; {COOKIE}={t}"));
+        assert_eq!(a.principal(&cookie).unwrap(), Principal::User(3));
+    }
+
+    #[test]
+    fn missing_forged_and_foreign_tokens_are_refused() {
+        let a = auth(AuthMode::On);
+        assert!(matches!(
+            a.principal(&HeaderMap::new()),
+            Err(ServiceError::Unauthorized(_))
+        ));
+        let other = {
+            let mut cfg = Config::defaults();
+            cfg.jwt_secret = Some("another-secret".into());
+            Auth::new(&cfg)
+        };
+        let forged = other.mint(1).unwrap();
+        let err = a
+            .principal(&headers(header::AUTHORIZATION, &format!("Bearer {forged}")))
+            .unwrap_err();
+        assert!(err.to_string().contains("signature"), "{err}");
+        let basic = headers(header::AUTHORIZATION, "Basic dXNlcjpwYXNz");
+        assert!(a.principal(&basic).is_err());
+    }
+
+    #[test]
+    fn open_mode_still_reads_tokens_but_needs_none() {
+        let a = auth(AuthMode::Off);
+        assert_eq!(a.principal(&HeaderMap::new()).unwrap(), Principal::Anyone);
+        let t = a.mint(2).unwrap();
+        let h = headers(header::AUTHORIZATION, &format!("Bearer {t}"));
+        assert_eq!(a.principal(&h).unwrap(), Principal::User(2));
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_and_lax() {
+        let c = auth(AuthMode::On).session_cookie("abc");
+        assert!(c.starts_with(&format!("{COOKIE}=abc")), "{c}");
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
+        assert!(c.contains("Path=/"), "{c}");
+    }
+}
