@@ -107,9 +107,10 @@ pub struct Config {
     #[arg(long, env = "HERALD_RATE_LIMIT_BURST", default_value_t = 60)]
     pub rate_limit_burst: u32,
 
-    /// Steady sends per second allowed per sender after the burst.
-    #[arg(long, env = "HERALD_RATE_LIMIT_PER_SEC", default_value_t = 1)]
-    pub rate_limit_per_sec: u32,
+    /// Steady sends per second allowed per sender after the burst (may be
+    /// fractional: 0.5 is one every two seconds).
+    #[arg(long, env = "HERALD_RATE_LIMIT_PER_SEC", default_value_t = 1.0)]
+    pub rate_limit_per_sec: f64,
 
     /// Largest request body accepted, in bytes (413 above).
     #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 16 * 1024)]

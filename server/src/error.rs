@@ -24,6 +24,9 @@ pub enum AppError {
     /// 404 `{"message":"User not found"}` or another missing thing.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the route exists, the method does not.
+    #[error("this route does not take that method; see /api/openapi.json")]
+    MethodNotAllowed,
     /// 413: the body is larger than the configured limit.
     #[error("{0}")]
     TooLarge(String),
@@ -96,6 +99,7 @@ impl IntoResponse for AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

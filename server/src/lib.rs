@@ -106,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         }),
     )
     .route("/api/{*rest}", any(rest::api_not_found))
+    .route("/api/", any(rest::api_not_found))
     // Bodies read by the REST extractors stop at the limit (413, JSON).
     .layer(DefaultBodyLimit::max(state.max_body_bytes))
     .leptos_routes_with_context(
@@ -117,6 +118,7 @@ pub fn app(state: AppState) -> Router {
             move || shell(options.clone())
         },
     )
+    .method_not_allowed_fallback(rest::method_not_allowed)
     .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
     .layer(TraceLayer::new_for_http())
     .with_state(state)

@@ -629,6 +629,11 @@ pub async fn ready(State(service): State<Service>) -> Response {
     }
 }
 
+/// A known route with the wrong method: JSON 405 instead of an empty body.
+pub async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
+
 /// Any other `/api/…` path: JSON 404 instead of the HTML page.
 pub async fn api_not_found() -> AppError {
     AppError::NotFound("no such API route".into())

@@ -37,8 +37,8 @@ const REPLAY_PAGE: i64 = 200;
 pub struct RateLimit {
     /// Sends allowed at once; 0 switches the limit off.
     pub burst: u32,
-    /// Sends per second after the burst.
-    pub per_second: u32,
+    /// Sends per second after the burst (fractions allowed).
+    pub per_second: f64,
 }
 
 /// Cheap-to-clone handle on everything a request needs.
@@ -77,9 +77,11 @@ impl Service {
         rate: RateLimit,
     ) -> Self {
         let users = users.into_iter().map(|u| (u.id, u)).collect();
-        let limiter = NonZeroU32::new(rate.burst).map(|burst| {
-            let per_second = NonZeroU32::new(rate.per_second).unwrap_or(NonZeroU32::MIN);
-            RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
+        let limiter = NonZeroU32::new(rate.burst).and_then(|burst| {
+            // One send every `period`; at least one a day, at most a million a second.
+            let per_second = rate.per_second.clamp(1.0 / 86_400.0, 1e6);
+            let period = Duration::from_secs_f64(1.0 / per_second);
+            Quota::with_period(period).map(|q| RateLimiter::keyed(q.allow_burst(burst)))
         });
         Self {
             shared: Arc::new(Shared {

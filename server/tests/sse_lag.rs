@@ -27,7 +27,7 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
     let users = store.users().await.unwrap();
     let rate = RateLimit {
         burst: 0,
-        per_second: 1,
+        per_second: 1.0,
     };
     let service = Service::new(
         users,

@@ -546,3 +546,72 @@ pub async fn produce_raw(cfg: &Config, payloads: &[String]) {
             .unwrap();
     }
 }
+
+/// A token for `user` signed with `secret`, expiring `ttl_secs` from now
+/// (negative: already expired).
+pub fn token_with(secret: &str, user: i64, ttl_secs: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = herald::auth::Claims {
+        sub: user.to_string(),
+        iat: now as u64,
+        exp: (now + ttl_secs) as u64,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A valid token for `user` under [`secured_config`].
+pub fn token(user: i64) -> String {
+    token_with(TEST_SECRET, user, 3600)
+}
+
+/// A request with `method` to `url`, as `token`'s user (none: anonymous).
+pub fn req(method: reqwest::Method, url: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    let r = client().request(method, url);
+    match token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    }
+}
+
+/// Send and read the answer as (status, JSON body); a non-JSON body fails.
+pub async fn call(r: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let res = r.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    if text.is_empty() {
+        return (status, serde_json::Value::Null);
+    }
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// Wait until `user`'s inbox (read with `token`) holds `n` notifications.
+pub async fn wait_for_inbox(
+    h: &Herald,
+    token: &str,
+    user: i64,
+    n: usize,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = call(req(
+            reqwest::Method::GET,
+            &h.url(&format!("/api/users/{user}/notifications?limit=200")),
+            Some(token),
+        ))
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let list = body["notifications"].as_array().unwrap().clone();
+        if list.len() >= n || Instant::now() > deadline {
+            assert_eq!(list.len(), n, "inbox of {user}: {body}");
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

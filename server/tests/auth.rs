@@ -1,0 +1,384 @@
+//! Who may do what: tokens (header and cookie), owner-only inboxes, the
+//! sender rule, demo sign-in, open mode, rate limits and input limits.
+//! Each test runs a real Herald against the shared tansu broker.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn msg(body: &Value) -> &str {
+    body["message"].as_str().unwrap_or_default()
+}
+
+/// Every inbox route, for user `of`, as (method, path, JSON body).
+fn inbox_routes(of: i64) -> Vec<(Method, String, Option<Value>)> {
+    vec![
+        (Method::GET, format!("/api/users/{of}/notifications"), None),
+        (
+            Method::GET,
+            format!("/api/users/{of}/notifications/count"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/users/{of}/notifications/read-all"),
+            None,
+        ),
+        (Method::GET, format!("/api/users/{of}/events"), None),
+        (Method::GET, format!("/notifications/{of}"), None),
+    ]
+}
+
+#[tokio::test]
+async fn no_forged_expired_or_malformed_token_gets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(secured_config(dir.path(), &shared_brokers())).await;
+    let forged = token_with("some-other-secret", 1, 3600);
+    let expired = token_with(TEST_SECRET, 1, -3600);
+    let cases: [(Option<&str>, &str); 4] = [
+        (None, "sign in"),
+        (Some(&forged), "signature"),
+        (Some(&expired), "expired"),
+        (Some("not.a.token"), "malformed"),
+    ];
+    let mut routes = inbox_routes(1);
+    routes.push((
+        Method::POST,
+        "/api/notifications".into(),
+        Some(json!({"to": 2, "message": "hi"})),
+    ));
+    for (token, why) in cases {
+        for (method, path, body) in &routes {
+            let mut r = req(method.clone(), &h.url(path), token);
+            if let Some(b) = body {
+                r = r.json(b);
+            }
+            let res = r.send().await.unwrap();
+            assert_eq!(res.status().as_u16(), 401, "{method} {path} with {why}");
+            assert!(res.headers().contains_key("www-authenticate"));
+            let body: Value = res.json().await.unwrap();
+            assert!(
+                msg(&body).contains(why),
+                "{method} {path}: {body} should say {why}"
+            );
+        }
+    }
+    // The seed send too, and a non-Bearer scheme.
+    let res = client()
+        .post(h.url("/send"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .form(&[("fromID", "1"), ("toID", "2"), ("message", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert!(msg(&body).contains("Bearer"), "{body}");
+
+    // Nothing was produced by any of that.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(stored_rows(&h.cfg).await.is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_user_cannot_read_stream_or_change_someone_elses_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(secured_config(dir.path(), &shared_brokers())).await;
+    let (emma, bruno) = (token(1), token(2));
+
+    // Bruno owns one notification (sent by Emma).
+    let (status, sent) = call(
+        req(Method::POST, &h.url("/api/notifications"), Some(&emma))
+            .json(&json!({"to": 2, "message": "for Bruno only"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["from"]["id"], 1, "from defaults to the caller");
+    let id = sent["id"].as_str().unwrap().to_owned();
+    wait_for_inbox(&h, &bruno, 2, 1).await;
+
+    for (method, path, _) in inbox_routes(2) {
+        let (status, body) = call(req(method.clone(), &h.url(&path), Some(&emma))).await;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert!(msg(&body).contains("Bruno's inbox"), "{body}");
+    }
+    let (status, body) = call(
+        req(
+            Method::PATCH,
+            &h.url(&format!("/api/notifications/{id}")),
+            Some(&emma),
+        )
+        .json(&json!({"read": true})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = call(req(
+        Method::DELETE,
+        &h.url(&format!("/api/notifications/{id}")),
+        Some(&emma),
+    ))
+    .await;
+    assert_eq!(status, 403);
+
+    // Bruno's notification is untouched, and he can do all of it himself.
+    let list = wait_for_inbox(&h, &bruno, 2, 1).await;
+    assert_eq!(list[0]["read"], false);
+    for (method, path, _) in inbox_routes(2) {
+        let res = req(method.clone(), &h.url(&path), Some(&bruno))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{method} {path}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sender_is_the_token_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(secured_config(dir.path(), &shared_brokers())).await;
+    let emma = token(1);
+    let (status, body) = call(
+        req(Method::POST, &h.url("/api/notifications"), Some(&emma))
+            .json(&json!({"from": 2, "to": 3, "message": "pretending to be Bruno"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(msg(&body).contains("cannot send as user 2"), "{body}");
+
+    // The seed route: fromID must be the caller too; then the Go answer.
+    let seed = |from: &'static str| {
+        req(Method::POST, &h.url("/send"), Some(&emma)).form(&[
+            ("fromID", from),
+            ("toID", "3"),
+            ("message", "seed route"),
+        ])
+    };
+    let (status, _) = call(seed("2")).await;
+    assert_eq!(status, 403);
+    let res = seed("1").send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        res.text().await.unwrap(),
+        r#"{"message":"Notification sent successfully!"}"#
+    );
+    let rows = settle(&h.cfg, 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "only the allowed send was produced: {rows:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn demo_sign_in_sets_a_cookie_that_opens_the_owners_inbox_and_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(secured_config(dir.path(), &shared_brokers())).await;
+    let res = client()
+        .post(h.url("/api/session"))
+        .json(&json!({"user": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attr in [
+        "herald_session=",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=",
+    ] {
+        assert!(cookie.contains(attr), "{attr} missing in {cookie}");
+    }
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"], json!({"id": 4, "name": "Lena"}));
+    let pair = cookie.split(';').next().unwrap().to_owned();
+
+    let (status, body) = call(client().get(h.url("/api/session")).header("cookie", &pair)).await;
+    assert_eq!((status, &body["user"]["name"]), (200, &json!("Lena")));
+    // The cookie is the browser's credential for the event stream.
+    let mut sse = SseClient::open(
+        client()
+            .get(h.url("/api/users/4/events"))
+            .header("cookie", &pair),
+    )
+    .await;
+    let counts = sse.next_of("counts", Duration::from_secs(5)).await.unwrap();
+    let counts: Value = serde_json::from_str(&counts.data).unwrap();
+    assert_eq!(
+        (counts["unread"].as_i64(), counts["total"].as_i64()),
+        (Some(0), Some(0))
+    );
+    let (status, _) = call(
+        client()
+            .get(h.url("/api/users/1/events"))
+            .header("cookie", &pair),
+    )
+    .await;
+    assert_eq!(status, 403, "Lena's cookie does not open Emma's stream");
+
+    // Unknown users cannot sign in; signing out clears the cookie.
+    let (status, body) = call(
+        client()
+            .post(h.url("/api/session"))
+            .json(&json!({"user": 99})),
+    )
+    .await;
+    assert_eq!((status, msg(&body)), (404, "User not found"));
+    let res = client().delete(h.url("/api/session")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    let cleared = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn demo_sign_in_can_be_switched_off_while_issued_tokens_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = secured_config(dir.path(), &shared_brokers());
+    cfg.demo_sign_in = false;
+    let h = Herald::start(cfg).await;
+    let (status, body) = call(
+        client()
+            .post(h.url("/api/session"))
+            .json(&json!({"user": 1})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(msg(&body).contains("identity provider"), "{body}");
+    // A token from the operator's identity system (same secret) works.
+    let (status, body) = call(req(
+        Method::GET,
+        &h.url("/api/users/1/notifications/count"),
+        Some(&token(1)),
+    ))
+    .await;
+    assert_eq!((status, body), (200, json!({"unread": 0, "total": 0})));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flooding_sender_gets_429_and_others_are_not_starved() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = secured_config(dir.path(), &shared_brokers());
+    cfg.rate_limit_burst = 3;
+    cfg.rate_limit_per_sec = 0.2;
+    let h = Herald::start(cfg).await;
+    let (bruno, rick) = (token(2), token(3));
+    let send = |t: &str, text: String| {
+        req(Method::POST, &h.url("/api/notifications"), Some(t))
+            .json(&json!({"to": 1, "message": text}))
+    };
+    for i in 0..3 {
+        let (status, body) = call(send(&bruno, format!("burst {i}"))).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let res = send(&bruno, "one too many".into()).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    let body: Value = res.json().await.unwrap();
+    assert!(msg(&body).contains("retry in"), "{body}");
+    // The seed route counts against the same allowance.
+    let res = req(Method::POST, &h.url("/send"), Some(&bruno))
+        .form(&[("fromID", "2"), ("toID", "1"), ("message", "seed flood")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+
+    // Rick is unaffected by Bruno's flood.
+    let (status, _) = call(send(&rick, "Rick is fine".into())).await;
+    assert_eq!(status, 202);
+
+    // After Retry-After, Bruno may send again.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let (status, _) = call(send(&bruno, "after waiting".into())).await;
+    assert_eq!(status, 202);
+
+    let rows = settle(&h.cfg, 5, Duration::from_secs(10)).await;
+    let texts: Vec<&str> = rows.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(rows.len(), 5, "refused sends were not produced: {texts:?}");
+    assert!(!texts.contains(&"one too many") && !texts.contains(&"seed flood"));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_4xx_that_says_what_to_fix_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(secured_config(dir.path(), &shared_brokers())).await;
+    let emma = token(1);
+    let post =
+        |body: Value| req(Method::POST, &h.url("/api/notifications"), Some(&emma)).json(&body);
+    let cases = [
+        (
+            json!({"to": 2, "message": "nul\u{0}byte"}),
+            400,
+            "control character",
+        ),
+        (
+            json!({"to": 2, "message": "esc\u{1b}[31m"}),
+            400,
+            "control character",
+        ),
+        (json!({"to": 2, "message": "   "}), 400, "must not be empty"),
+        (
+            json!({"to": 2, "message": "x".repeat(2001)}),
+            400,
+            "limit is 2000",
+        ),
+        (
+            json!({"to": 2, "message": "hi", "urgent": true}),
+            400,
+            "unknown field",
+        ),
+        (
+            json!({"to": 2, "message": "hi", "category": "spam"}),
+            400,
+            "unknown variant",
+        ),
+        (
+            json!({"to": 2, "message": "hi", "priority": 9}),
+            400,
+            "priority",
+        ),
+        (json!({"to": 0, "message": "hi"}), 400, "positive integer"),
+        (json!({"to": 9, "message": "hi"}), 404, "User not found"),
+    ];
+    for (body, status, why) in cases {
+        let (got, answer) = call(post(body.clone())).await;
+        assert_eq!(got, status, "{body} -> {answer}");
+        assert!(msg(&answer).contains(why), "{body} -> {answer}, want {why}");
+    }
+    // A body over 16 KiB is 413, as JSON.
+    let huge = json!({"to": 2, "message": "y".repeat(20_000)});
+    let (status, answer) = call(post(huge)).await;
+    assert_eq!(status, 413);
+    assert!(msg(&answer).contains("too large"), "{answer}");
+    let (status, answer) = call(req(Method::POST, &h.url("/send"), Some(&emma)).form(&[
+        ("fromID", "1"),
+        ("toID", "2"),
+        ("message", &"z".repeat(20_000)),
+    ]))
+    .await;
+    assert_eq!(status, 413, "{answer}");
+    // Newlines and tabs are fine; CRLF from a browser form is stored as LF.
+    let (status, sent) = call(post(json!({"to": 2, "message": "line 1\r\nline 2\tend"}))).await;
+    assert_eq!(status, 202);
+    assert_eq!(sent["message"], "line 1\nline 2\tend");
+
+    let rows = settle(&h.cfg, 1, Duration::from_secs(10)).await;
+    assert_eq!(rows.len(), 1, "only the valid send was produced: {rows:?}");
+    h.shutdown().await;
+}
