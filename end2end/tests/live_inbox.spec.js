@@ -3,10 +3,13 @@ const { test, expect } = require('@playwright/test');
 
 async function openAs(browser, userId, viewport) {
   const context = await browser.newContext(viewport ? { viewport } : {});
+  // Demo sign-in: the answer's HttpOnly cookie lands in the context.
+  const signIn = await context.request.post('/api/session', { data: { user: userId } });
+  expect(signIn.status()).toBe(200);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`/?user=${userId}`);
+  await page.goto('/');
   // Hydrated (the wasm took over) and the event stream is open.
   await expect(page.locator('.page[data-hydrated="true"]')).toBeVisible();
   await expect(page.getByTestId('live')).toHaveAttribute('data-state', 'live');
@@ -48,14 +51,14 @@ test('Bruno sends to Emma; Emma sees it without reloading', async ({ browser }, 
   expect(bruno.errors).toEqual([]);
 });
 
-test('picking a user and the empty inbox work on a phone-sized screen', async ({ browser }, testInfo) => {
+test('signing in and the empty inbox work on a phone-sized screen', async ({ browser }, testInfo) => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
   await page.goto('/');
-  await expect(page.getByTestId('pick-hint')).toBeVisible();
+  await expect(page.getByTestId('sign-in')).toBeVisible();
   await expect(page.locator('.page[data-hydrated="true"]')).toBeVisible();
-  await page.getByRole('link', { name: 'Lena' }).click();
-  await expect(page).toHaveURL(/user=4/);
+  await page.getByRole('button', { name: 'Lena' }).click();
+  await expect(page.getByTestId('me')).toHaveText('Lena');
   await expect(page.getByTestId('live')).toHaveAttribute('data-state', 'live');
   await expect(page.getByTestId('empty')).toHaveText('No notifications yet.');
   // Nothing overflows horizontally on a phone.
@@ -64,4 +67,8 @@ test('picking a user and the empty inbox work on a phone-sized screen', async ({
   const shot = testInfo.outputPath('lena-phone.png');
   await page.screenshot({ path: shot, fullPage: true });
   await testInfo.attach('lena-phone', { path: shot, contentType: 'image/png' });
+
+  // Signing out brings the sign-in screen back.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByTestId('sign-in')).toBeVisible();
 });

@@ -53,6 +53,9 @@ test('the inbox reconnects by itself and misses nothing', async ({ browser }, te
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-e2e-'));
   const id = `${Date.now()}-${process.pid}`;
   const env = {
+    // One secret for every process, so the page's cookie outlives restarts.
+    HERALD_AUTH: 'on',
+    HERALD_JWT_SECRET: `reconnect-secret-${id}`,
     DATABASE_URL: `sqlite://${dir}/herald.db`,
     HERALD_TOPIC: `reconnect-${id}`,
     HERALD_CONSUMER_GROUP: `reconnect-${id}`,
@@ -62,8 +65,15 @@ test('the inbox reconnects by itself and misses nothing', async ({ browser }, te
   let a = await startHerald(portA, env);
   let b;
   try {
-    const page = await (await browser.newContext()).newPage();
-    await page.goto(`http://127.0.0.1:${portA}/?user=1`);
+    const context = await browser.newContext();
+    const signIn = await context.request.post(`http://127.0.0.1:${portA}/api/session`, { data: { user: 1 } });
+    expect(signIn.status()).toBe(200);
+    const emmaToken = (await signIn.json()).token;
+    const brunoToken = (await (await fetch(`http://127.0.0.1:${portA}/api/session`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 2 }),
+    })).json()).token;
+    const page = await context.newPage();
+    await page.goto(`http://127.0.0.1:${portA}/`);
     await expect(page.locator('.page[data-hydrated="true"]')).toBeVisible();
     await expect(page.getByTestId('live')).toHaveAttribute('data-state', 'live');
 
@@ -71,8 +81,8 @@ test('the inbox reconnects by itself and misses nothing', async ({ browser }, te
     const send = async (port, message) => {
       const res = await fetch(`http://127.0.0.1:${port}/api/notifications`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ from: 2, to: 1, message }),
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${brunoToken}` },
+        body: JSON.stringify({ to: 1, message }),
       });
       expect(res.status).toBe(202);
     };
@@ -87,7 +97,9 @@ test('the inbox reconnects by itself and misses nothing', async ({ browser }, te
     await send(portB, 'sent while you were away');
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const res = await fetch(`http://127.0.0.1:${portB}/api/users/1/notifications`);
+      const res = await fetch(`http://127.0.0.1:${portB}/api/users/1/notifications`, {
+        headers: { authorization: `Bearer ${emmaToken}` },
+      });
       const body = await res.json();
       if (body.notifications.some((n) => n.message === 'sent while you were away')) break;
       if (Date.now() > deadline) throw new Error('not stored');

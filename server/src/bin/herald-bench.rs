@@ -124,6 +124,42 @@ fn record(h: &mut Histogram<u64>, d: Duration) {
     let _ = h.record((d.as_micros() as u64).max(1));
 }
 
+/// One token per seeded user (1–4), from the demo sign-in.
+static TOKENS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// `rb` sent as `user` (Bearer token).
+fn as_user(rb: reqwest::RequestBuilder, user: i64) -> reqwest::RequestBuilder {
+    match TOKENS.get().and_then(|t| t.get((user - 1) as usize)) {
+        Some(token) => rb.bearer_auth(token),
+        None => rb,
+    }
+}
+
+/// Sign in as each seeded user through the demo sign-in, so every send and
+/// stream carries its own user's token, as real clients do.
+async fn sign_in_all(http: &reqwest::Client, base: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut tokens = Vec::new();
+    for user in 1..=4 {
+        let res = http
+            .post(format!("{base}/api/session"))
+            .json(&json!({ "user": user }))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Err(format!(
+                "demo sign-in as user {user} answered {}: herald-bench needs \
+                 HERALD_DEMO_SIGN_IN=true on the server",
+                res.status()
+            )
+            .into());
+        }
+        let body: Value = res.json().await?;
+        tokens.push(body["token"].as_str().unwrap_or_default().to_owned());
+    }
+    let _ = TOKENS.set(tokens);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
@@ -132,6 +168,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .pool_max_idle_per_host(1_024)
         .build()?;
     let base = cli.url.trim_end_matches('/').to_owned();
+    sign_in_all(&http, &base).await?;
     let (name, report, hist, failures) = match cli.mode {
         Mode::Send {
             concurrency,
@@ -205,7 +242,7 @@ async fn send(
                 let res = match route {
                     Route::Seed => {
                         let (f, t) = (from.to_string(), to.to_string());
-                        http.post(format!("{base}/send"))
+                        as_user(http.post(format!("{base}/send")), from)
                             .form(&[
                                 ("fromID", f.as_str()),
                                 ("toID", t.as_str()),
@@ -215,7 +252,7 @@ async fn send(
                             .await
                     }
                     Route::Api => {
-                        http.post(format!("{base}/api/notifications"))
+                        as_user(http.post(format!("{base}/api/notifications")), from)
                             .json(&json!({"from": from, "to": to, "message": message}))
                             .send()
                             .await
@@ -266,6 +303,7 @@ async fn send(
 async fn open_stream(
     http: &reqwest::Client,
     url: &str,
+    user: i64,
 ) -> Result<
     impl futures::Stream<
         Item = Result<
@@ -275,8 +313,7 @@ async fn open_stream(
     >,
     reqwest::Error,
 > {
-    let res = http
-        .get(url)
+    let res = as_user(http.get(url), user)
         .header("accept", "text/event-stream")
         .timeout(Duration::from_secs(24 * 3600))
         .send()
@@ -309,7 +346,12 @@ async fn e2e(
     for j in 0..subscribers {
         let user = j % 4 + 1;
         streams_per_user[user - 1] += 1;
-        let mut events = open_stream(http, &format!("{base}/api/users/{user}/events")).await?;
+        let mut events = open_stream(
+            http,
+            &format!("{base}/api/users/{user}/events"),
+            user as i64,
+        )
+        .await?;
         let (starts, hist, delivered, prefix) = (
             starts.clone(),
             hist.clone(),
@@ -369,8 +411,7 @@ async fn e2e(
                 (origin.elapsed().as_nanos() as u64).max(1),
                 Ordering::Release,
             );
-            let res = http
-                .post(format!("{base}/api/notifications"))
+            let res = as_user(http.post(format!("{base}/api/notifications")), from as i64)
                 .json(&json!({"from": from, "to": to, "message": format!("bench e2e {run} {i}")}))
                 .send()
                 .await;
@@ -440,7 +481,7 @@ async fn fanout(
     let mut readers = Vec::new();
     let opened = Instant::now();
     for _ in 0..connections {
-        let mut events = open_stream(http, &format!("{base}/api/users/1/events")).await?;
+        let mut events = open_stream(http, &format!("{base}/api/users/1/events"), 1).await?;
         // The server subscribes before it answers: the stream is live now.
         ready.fetch_add(1, Ordering::Relaxed);
         let (got, needle) = (got.clone(), format!("fanout {run}"));
@@ -461,8 +502,7 @@ async fn fanout(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = server_pid.and_then(rss_kb);
     let t0 = Instant::now();
-    let res = http
-        .post(format!("{base}/api/notifications"))
+    let res = as_user(http.post(format!("{base}/api/notifications")), 2)
         .json(&json!({"from": 2, "to": 1, "message": format!("fanout {run}")}))
         .send()
         .await?;
@@ -504,7 +544,12 @@ async fn store(
     let mut failures = 0u64;
     if seed > 0 {
         // Count the seeded notifications as the consumer stores them.
-        let mut events = open_stream(http, &format!("{base}/api/users/{user}/events")).await?;
+        let mut events = open_stream(
+            http,
+            &format!("{base}/api/users/{user}/events"),
+            user as i64,
+        )
+        .await?;
         let run = format!(
             "{:x}",
             std::time::SystemTime::now()
@@ -540,8 +585,7 @@ async fn store(
                         return;
                     }
                     let from = if user == 1 { 2 } else { 1 };
-                    let ok = http
-                        .post(format!("{base}/api/notifications"))
+                    let ok = as_user(http.post(format!("{base}/api/notifications")), from)
                         .json(&json!({"from": from, "to": user, "message": format!("store {run} {i}")}))
                         .send()
                         .await
@@ -569,10 +613,13 @@ async fn store(
     let mut listed = 0;
     for _ in 0..requests {
         let t = Instant::now();
-        let res = http
-            .get(format!("{base}/api/users/{user}/notifications"))
-            .send()
-            .await?;
+        // 100 per page, the size the figures were first taken with.
+        let res = as_user(
+            http.get(format!("{base}/api/users/{user}/notifications?limit=100")),
+            user,
+        )
+        .send()
+        .await?;
         let ok = res.status().is_success();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         record(&mut hist, t.elapsed());
