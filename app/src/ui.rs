@@ -249,7 +249,12 @@ fn SignedIn(me: User) -> impl IntoView {
                     aria-label=move || format!("{} unread", counts.get().unread)
                     class:zero=move || counts.get().unread == 0
                 >
-                    "🔔 "
+                    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+                        <path
+                            fill="currentColor"
+                            d="M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2zm6-6v-5a6 6 0 0 0-5-5.9V4a1 1 0 0 0-2 0v1.1A6 6 0 0 0 6 11v5l-2 2v1h16v-1z"
+                        ></path>
+                    </svg>
                     <span class="count">{move || counts.get().unread.to_string()}</span>
                 </span>
                 <span class="muted">"Signed in as "<strong data-testid="me">{name}</strong></span>

@@ -2,6 +2,7 @@
 // read, mark all read, archive, filters, load more, desktop alerts, and both
 // themes. Real server, real broker, real Chromium.
 const { test, expect } = require('@playwright/test');
+const { signedInContext, openTab } = require('./helpers');
 const fs = require('fs');
 const path = require('path');
 
@@ -26,17 +27,6 @@ async function send(request, token, to, message, extra = {}) {
   return res.json();
 }
 
-async function openTab(context) {
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto('/');
-  await expect(page.locator('.page[data-hydrated="true"]')).toBeVisible();
-  await expect(page.getByTestId('live')).toHaveAttribute('data-state', 'live');
-  await page.evaluate(() => { window.__heraldNoReload = true; });
-  return { page, errors };
-}
-
 // Where screenshots go: docs/screenshots when scripts/test asks for them.
 function shotPath(testInfo, name) {
   const dir = process.env.HERALD_SCREENSHOTS_DIR;
@@ -53,8 +43,7 @@ test('two tabs of Emma: the badge rises with Bruno\'s sends and drops to 0 in bo
   // Start from a known badge: earlier tests may have left Emma unread ones.
   expect((await api(request, 'POST', '/api/users/1/notifications/read-all', emmaToken)).status()).toBe(200);
 
-  const emma = await browser.newContext();
-  expect((await emma.request.post('/api/session', { data: { user: 1 } })).status()).toBe(200);
+  const emma = await signedInContext(browser, 1);
   const tab1 = await openTab(emma);
   const tab2 = await openTab(emma);
   for (const tab of [tab1, tab2]) {
@@ -129,6 +118,7 @@ test('two tabs of Emma: the badge rises with Bruno\'s sends and drops to 0 in bo
 
   expect(tab1.errors).toEqual([]);
   expect(tab2.errors).toEqual([]);
+  await emma.close();
 });
 
 test('a long inbox loads more on request', async ({ browser, request }) => {
@@ -139,8 +129,7 @@ test('a long inbox loads more on request', async ({ browser, request }) => {
   for (let i = 0; i < 55; i++) {
     await send(request, lena, 3, `page test ${stamp} #${i}`);
   }
-  const context = await browser.newContext();
-  await context.request.post('/api/session', { data: { user: 3 } });
+  const context = await signedInContext(browser, 3);
   for (let tries = 0; ; tries++) {
     const c = await (await api(request, 'GET', '/api/users/3/notifications/count', rick)).json();
     if (c.total >= before + 55) break;
@@ -154,12 +143,12 @@ test('a long inbox loads more on request', async ({ browser, request }) => {
   await page.getByTestId('load-more').click();
   await expect(items).toHaveCount(Math.min(before + 55, 100));
   await expect(page.getByTestId('inbox')).toContainText(`page test ${stamp} #0`);
+  await context.close();
 });
 
 test('desktop alerts are opt-in and fire only while the tab is hidden', async ({ browser, request }) => {
   const bruno = await tokenOf(request, 2);
-  const context = await browser.newContext();
-  await context.request.post('/api/session', { data: { user: 4 } });
+  const context = await signedInContext(browser, 3);
   // Record what the page asks the Notification API for, and let the test
   // say whether the tab is hidden.
   await context.addInitScript(() => {
@@ -176,15 +165,16 @@ test('desktop alerts are opt-in and fire only while the tab is hidden', async ({
   const { page } = await openTab(context);
   const stamp = Date.now();
 
-  await send(request, bruno, 4, `not opted in (${stamp})`);
+  await send(request, bruno, 3, `not opted in (${stamp})`);
   await expect(page.getByTestId('inbox')).toContainText(`not opted in (${stamp})`);
   await page.getByTestId('alerts').check();
   await expect(page.getByTestId('alerts')).toBeChecked();
-  await send(request, bruno, 4, `visible tab (${stamp})`);
+  await send(request, bruno, 3, `visible tab (${stamp})`);
   await expect(page.getByTestId('inbox')).toContainText(`visible tab (${stamp})`);
   await page.evaluate(() => { window.__hidden = true; });
-  await send(request, bruno, 4, `hidden tab (${stamp})`);
+  await send(request, bruno, 3, `hidden tab (${stamp})`);
   await expect(page.getByTestId('inbox')).toContainText(`hidden tab (${stamp})`);
   const alerts = await page.evaluate(() => window.__alerts);
   expect(alerts).toEqual([{ title: 'Bruno · Herald', body: `hidden tab (${stamp})` }]);
+  await context.close();
 });

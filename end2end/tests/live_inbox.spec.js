@@ -1,19 +1,9 @@
 // Two people in two browsers: Bruno sends, Emma sees it arrive live.
 const { test, expect } = require('@playwright/test');
+const { signedInContext, openTab } = require('./helpers');
 
 async function openAs(browser, userId, viewport) {
-  const context = await browser.newContext(viewport ? { viewport } : {});
-  // Demo sign-in: the answer's HttpOnly cookie lands in the context.
-  const signIn = await context.request.post('/api/session', { data: { user: userId } });
-  expect(signIn.status()).toBe(200);
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto('/');
-  // Hydrated (the wasm took over) and the event stream is open.
-  await expect(page.locator('.page[data-hydrated="true"]')).toBeVisible();
-  await expect(page.getByTestId('live')).toHaveAttribute('data-state', 'live');
-  return { page, errors };
+  return openTab(await signedInContext(browser, userId, viewport ? { viewport } : {}));
 }
 
 test('Bruno sends to Emma; Emma sees it without reloading', async ({ browser }, testInfo) => {
@@ -49,6 +39,8 @@ test('Bruno sends to Emma; Emma sees it without reloading', async ({ browser }, 
 
   expect(emma.errors).toEqual([]);
   expect(bruno.errors).toEqual([]);
+  await emma.context.close();
+  await bruno.context.close();
 });
 
 test('signing in and the empty inbox work on a phone-sized screen', async ({ browser }, testInfo) => {
@@ -71,4 +63,5 @@ test('signing in and the empty inbox work on a phone-sized screen', async ({ bro
   // Signing out brings the sign-in screen back.
   await page.getByRole('button', { name: 'Sign out' }).click();
   await expect(page.getByTestId('sign-in')).toBeVisible();
+  await context.close();
 });

@@ -117,6 +117,7 @@ test('the inbox reconnects by itself and misses nothing', async ({ browser }, te
     const shot = testInfo.outputPath('emma-after-reconnect.png');
     await page.screenshot({ path: shot, fullPage: true });
     await testInfo.attach('emma-after-reconnect', { path: shot, contentType: 'image/png' });
+    await context.close();
   } finally {
     if (b) await stop(b);
     await stop(a);

@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use app::model::{
     Category, Counts, ListFilter, Notification, Principal, User, DEFAULT_PAGE, DEFAULT_PRIORITY,
 };
+use app::service::NotificationService as _;
 
 use crate::error::AppError;
 use crate::service::Service;

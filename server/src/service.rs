@@ -95,11 +95,6 @@ impl Service {
         }
     }
 
-    /// All users, ordered by id.
-    pub fn users(&self) -> Vec<User> {
-        self.shared.users.values().cloned().collect()
-    }
-
     /// The user with `id`, or [`ServiceError::UserNotFound`].
     pub fn user(&self, id: i64) -> Result<User, ServiceError> {
         self.shared
@@ -112,30 +107,6 @@ impl Service {
     /// Token handling (for handlers that need the cookie helpers).
     pub fn auth(&self) -> &Auth {
         &self.shared.auth
-    }
-
-    /// Who sent a request with these headers.
-    pub fn authenticate(&self, headers: &axum::http::HeaderMap) -> Result<Principal, ServiceError> {
-        self.shared.auth.principal(headers)
-    }
-
-    /// Demo sign-in: mint a token for a seeded user.
-    pub fn sign_in(&self, user_id: i64) -> Result<Session, ServiceError> {
-        if !self.shared.auth.demo_sign_in() {
-            return Err(ServiceError::Forbidden(
-                "demo sign-in is switched off on this server; get a token from your \
-                 identity provider"
-                    .into(),
-            ));
-        }
-        let user = self.user(user_id)?;
-        let token = self.shared.auth.mint(user.id)?;
-        let set_cookie = self.shared.auth.session_cookie(&token);
-        Ok(Session {
-            user,
-            token,
-            set_cookie,
-        })
     }
 
     /// The rule for everything about one inbox: only its owner (anyone with
@@ -162,65 +133,6 @@ impl Service {
         }
     }
 
-    /// Validate, rate-limit and produce a notification; returns once the
-    /// broker acknowledged it (acks=all). Storing happens in the consumer
-    /// group. `from` defaults to the caller; naming someone else is 403.
-    pub async fn send(
-        &self,
-        who: Principal,
-        from: Option<i64>,
-        to: i64,
-        message: &str,
-        category: Category,
-        priority: u8,
-    ) -> Result<Notification, ServiceError> {
-        let from = match (who, from) {
-            (Principal::User(me), Some(from)) if from != me && !self.shared.auth.is_open() => {
-                return Err(ServiceError::Forbidden(format!(
-                    "you are signed in as user {me} and cannot send as user {from}"
-                )))
-            }
-            (_, Some(from)) => from,
-            (Principal::User(me), None) => me,
-            (Principal::Anyone, None) => {
-                return Err(ServiceError::Invalid(
-                    "missing sender: give `from` (or sign in)".into(),
-                ))
-            }
-        };
-        let from = self.user(from)?;
-        let to = self.user(to)?;
-        let message = validate_message(message)?;
-        if !PRIORITY_RANGE.contains(&priority) {
-            return Err(ServiceError::Invalid(format!(
-                "invalid priority {priority}: expected 1 (min) to 5 (max)"
-            )));
-        }
-        self.check_rate(from.id)?;
-        let n = Notification {
-            id: Uuid::now_v7().to_string(),
-            from,
-            to,
-            message,
-            created_at: Utc::now(),
-            category,
-            priority,
-            read: false,
-            archived: false,
-        };
-        let started = std::time::Instant::now();
-        let produced = self.shared.producer.send(&n).await;
-        metrics::histogram!("herald_produce_seconds").record(started.elapsed().as_secs_f64());
-        let outcome = if produced.is_ok() {
-            "accepted"
-        } else {
-            "unavailable"
-        };
-        metrics::counter!("herald_sends_total", "outcome" => outcome).increment(1);
-        produced?;
-        Ok(n)
-    }
-
     /// Take one send from `sender`'s allowance, or say when to retry.
     fn check_rate(&self, sender: i64) -> Result<(), ServiceError> {
         let Some(limiter) = &self.shared.limiter else {
@@ -241,64 +153,6 @@ impl Service {
         if let Some(limiter) = &self.shared.limiter {
             limiter.retain_recent();
         }
-    }
-
-    /// One page of `user_id`'s notifications (newest first, older than the
-    /// cursor `before`), the counts, and the id the stream resumes after,
-    /// all read at one moment.
-    pub async fn inbox(
-        &self,
-        who: Principal,
-        user_id: i64,
-        filter: &ListFilter,
-        before: Option<&str>,
-        limit: u32,
-    ) -> Result<InboxView, ServiceError> {
-        self.check_owner(who, user_id)?;
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ServiceError::Invalid(format!(
-                "invalid limit {limit}: expected 1 to {MAX_PAGE} (default {DEFAULT_PAGE})"
-            )));
-        }
-        if let Some(p) = filter.min_priority.filter(|p| !PRIORITY_RANGE.contains(p)) {
-            return Err(ServiceError::Invalid(format!(
-                "invalid min_priority {p}: expected 1 to 5"
-            )));
-        }
-        let before_seq = match before {
-            None => None,
-            Some(id) => Some(
-                self.shared
-                    .store
-                    .seq_of(user_id, id)
-                    .await
-                    .map_err(store_error)?
-                    .ok_or_else(|| {
-                        ServiceError::Invalid(format!(
-                            "invalid cursor {id:?}: pass the next_cursor of a previous page"
-                        ))
-                    })?,
-            ),
-        };
-        let (page, counts, newest) = self
-            .shared
-            .store
-            .snapshot(user_id, filter, before_seq, limit)
-            .await
-            .map_err(store_error)?;
-        let next_cursor = if page.more {
-            page.rows.last().map(|s| s.notification.id.clone())
-        } else {
-            None
-        };
-        Ok(InboxView {
-            page: Page {
-                notifications: page.rows.into_iter().map(|s| s.notification).collect(),
-                next_cursor,
-            },
-            counts,
-            newest,
-        })
     }
 
     /// The newest [`SEED_LIST_LIMIT`] notifications of the inbox, for the
@@ -322,87 +176,6 @@ impl Service {
     pub async fn counts(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError> {
         self.check_owner(who, user_id)?;
         self.shared.store.counts(user_id).await.map_err(store_error)
-    }
-
-    /// Mark one notification read or unread, archive or unarchive it, and
-    /// tell the owner's streams. Returns it as it is now.
-    pub async fn update(
-        &self,
-        who: Principal,
-        id: &str,
-        read: Option<bool>,
-        archived: Option<bool>,
-    ) -> Result<Notification, ServiceError> {
-        if read.is_none() && archived.is_none() {
-            return Err(ServiceError::Invalid(
-                "nothing to change: give `read` and/or `archived` (true or false)".into(),
-            ));
-        }
-        let owner = self.check_notification(who, id).await?;
-        let store = &self.shared.store;
-        let turn = store.write_turn().await;
-        let (stored, counts) = store
-            .set_state(id, read, archived)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ServiceError::NotFound(format!("no notification with id {id:?}")))?;
-        if let Some(counts) = counts {
-            self.shared.hub.publish(
-                owner,
-                InboxEvent::State(StateEvent {
-                    change: Change::Updated {
-                        notification: stored.notification.clone(),
-                    },
-                    counts,
-                }),
-            );
-        }
-        drop(turn);
-        Ok(stored.notification)
-    }
-
-    /// Delete one notification for good (it stays hidden; its id stays
-    /// taken so a redelivered record cannot bring it back).
-    pub async fn delete(&self, who: Principal, id: &str) -> Result<(), ServiceError> {
-        let owner = self.check_notification(who, id).await?;
-        let store = &self.shared.store;
-        let turn = store.write_turn().await;
-        let counts = store
-            .delete(id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ServiceError::NotFound(format!("no notification with id {id:?}")))?;
-        self.shared.hub.publish(
-            owner,
-            InboxEvent::State(StateEvent {
-                change: Change::Deleted { id: id.to_owned() },
-                counts,
-            }),
-        );
-        drop(turn);
-        Ok(())
-    }
-
-    /// Mark every notification of `user_id` read; returns the counts after.
-    pub async fn read_all(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError> {
-        self.check_owner(who, user_id)?;
-        let store = &self.shared.store;
-        let turn = store.write_turn().await;
-        let counts = match store.read_all(user_id).await.map_err(store_error)? {
-            Some((through, counts)) => {
-                self.shared.hub.publish(
-                    user_id,
-                    InboxEvent::State(StateEvent {
-                        change: Change::ReadAll { through },
-                        counts,
-                    }),
-                );
-                counts
-            }
-            None => store.counts(user_id).await.map_err(store_error)?,
-        };
-        drop(turn);
-        Ok(counts)
     }
 
     /// Events of `user_id`'s inbox as they happen, for an SSE stream.
@@ -472,12 +245,14 @@ impl Service {
 
 #[async_trait::async_trait]
 impl NotificationService for Service {
+    /// All users, ordered by id.
     fn users(&self) -> Vec<User> {
-        Service::users(self)
+        self.shared.users.values().cloned().collect()
     }
 
+    /// Who sent a request with these headers.
     fn authenticate(&self, headers: &axum::http::HeaderMap) -> Result<Principal, ServiceError> {
-        Service::authenticate(self, headers)
+        self.shared.auth.principal(headers)
     }
 
     fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<User> {
@@ -487,14 +262,32 @@ impl NotificationService for Service {
         }
     }
 
+    /// Demo sign-in: mint a token for a seeded user.
     fn sign_in(&self, user_id: i64) -> Result<Session, ServiceError> {
-        Service::sign_in(self, user_id)
+        if !self.shared.auth.demo_sign_in() {
+            return Err(ServiceError::Forbidden(
+                "demo sign-in is switched off on this server; get a token from your \
+                 identity provider"
+                    .into(),
+            ));
+        }
+        let user = self.user(user_id)?;
+        let token = self.shared.auth.mint(user.id)?;
+        let set_cookie = self.shared.auth.session_cookie(&token);
+        Ok(Session {
+            user,
+            token,
+            set_cookie,
+        })
     }
 
     fn sign_out_cookie(&self) -> String {
         self.shared.auth.clear_cookie()
     }
 
+    /// Validate, rate-limit and produce a notification; returns once the
+    /// broker acknowledged it (acks=all). Storing happens in the consumer
+    /// group. `from` defaults to the caller; naming someone else is 403.
     async fn send(
         &self,
         who: Principal,
@@ -504,9 +297,56 @@ impl NotificationService for Service {
         category: Category,
         priority: u8,
     ) -> Result<Notification, ServiceError> {
-        Service::send(self, who, from, to, message, category, priority).await
+        let from = match (who, from) {
+            (Principal::User(me), Some(from)) if from != me && !self.shared.auth.is_open() => {
+                return Err(ServiceError::Forbidden(format!(
+                    "you are signed in as user {me} and cannot send as user {from}"
+                )))
+            }
+            (_, Some(from)) => from,
+            (Principal::User(me), None) => me,
+            (Principal::Anyone, None) => {
+                return Err(ServiceError::Invalid(
+                    "missing sender: give `from` (or sign in)".into(),
+                ))
+            }
+        };
+        let from = self.user(from)?;
+        let to = self.user(to)?;
+        let message = validate_message(message)?;
+        if !PRIORITY_RANGE.contains(&priority) {
+            return Err(ServiceError::Invalid(format!(
+                "invalid priority {priority}: expected 1 (min) to 5 (max)"
+            )));
+        }
+        self.check_rate(from.id)?;
+        let n = Notification {
+            id: Uuid::now_v7().to_string(),
+            from,
+            to,
+            message,
+            created_at: Utc::now(),
+            category,
+            priority,
+            read: false,
+            archived: false,
+        };
+        let started = std::time::Instant::now();
+        let produced = self.shared.producer.send(&n).await;
+        metrics::histogram!("herald_produce_seconds").record(started.elapsed().as_secs_f64());
+        let outcome = if produced.is_ok() {
+            "accepted"
+        } else {
+            "unavailable"
+        };
+        metrics::counter!("herald_sends_total", "outcome" => outcome).increment(1);
+        produced?;
+        Ok(n)
     }
 
+    /// One page of `user_id`'s notifications (newest first, older than the
+    /// cursor `before`), the counts, and the id the stream resumes after,
+    /// all read at one moment.
     async fn inbox(
         &self,
         who: Principal,
@@ -515,9 +355,55 @@ impl NotificationService for Service {
         before: Option<&str>,
         limit: u32,
     ) -> Result<InboxView, ServiceError> {
-        Service::inbox(self, who, user_id, filter, before, limit).await
+        self.check_owner(who, user_id)?;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ServiceError::Invalid(format!(
+                "invalid limit {limit}: expected 1 to {MAX_PAGE} (default {DEFAULT_PAGE})"
+            )));
+        }
+        if let Some(p) = filter.min_priority.filter(|p| !PRIORITY_RANGE.contains(p)) {
+            return Err(ServiceError::Invalid(format!(
+                "invalid min_priority {p}: expected 1 to 5"
+            )));
+        }
+        let before_seq = match before {
+            None => None,
+            Some(id) => Some(
+                self.shared
+                    .store
+                    .seq_of(user_id, id)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or_else(|| {
+                        ServiceError::Invalid(format!(
+                            "invalid cursor {id:?}: pass the next_cursor of a previous page"
+                        ))
+                    })?,
+            ),
+        };
+        let (page, counts, newest) = self
+            .shared
+            .store
+            .snapshot(user_id, filter, before_seq, limit)
+            .await
+            .map_err(store_error)?;
+        let next_cursor = if page.more {
+            page.rows.last().map(|s| s.notification.id.clone())
+        } else {
+            None
+        };
+        Ok(InboxView {
+            page: Page {
+                notifications: page.rows.into_iter().map(|s| s.notification).collect(),
+                next_cursor,
+            },
+            counts,
+            newest,
+        })
     }
 
+    /// Mark one notification read or unread, archive or unarchive it, and
+    /// tell the owner's streams. Returns it as it is now.
     async fn update(
         &self,
         who: Principal,
@@ -525,15 +411,76 @@ impl NotificationService for Service {
         read: Option<bool>,
         archived: Option<bool>,
     ) -> Result<Notification, ServiceError> {
-        Service::update(self, who, id, read, archived).await
+        if read.is_none() && archived.is_none() {
+            return Err(ServiceError::Invalid(
+                "nothing to change: give `read` and/or `archived` (true or false)".into(),
+            ));
+        }
+        let owner = self.check_notification(who, id).await?;
+        let store = &self.shared.store;
+        let turn = store.write_turn().await;
+        let (stored, counts) = store
+            .set_state(id, read, archived)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no notification with id {id:?}")))?;
+        if let Some(counts) = counts {
+            self.shared.hub.publish(
+                owner,
+                InboxEvent::State(StateEvent {
+                    change: Change::Updated {
+                        notification: stored.notification.clone(),
+                    },
+                    counts,
+                }),
+            );
+        }
+        drop(turn);
+        Ok(stored.notification)
     }
 
+    /// Mark every notification of `user_id` read; returns the counts after.
     async fn read_all(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError> {
-        Service::read_all(self, who, user_id).await
+        self.check_owner(who, user_id)?;
+        let store = &self.shared.store;
+        let turn = store.write_turn().await;
+        let counts = match store.read_all(user_id).await.map_err(store_error)? {
+            Some((through, counts)) => {
+                self.shared.hub.publish(
+                    user_id,
+                    InboxEvent::State(StateEvent {
+                        change: Change::ReadAll { through },
+                        counts,
+                    }),
+                );
+                counts
+            }
+            None => store.counts(user_id).await.map_err(store_error)?,
+        };
+        drop(turn);
+        Ok(counts)
     }
 
+    /// Delete one notification for good (it stays hidden; its id stays
+    /// taken so a redelivered record cannot bring it back).
     async fn delete(&self, who: Principal, id: &str) -> Result<(), ServiceError> {
-        Service::delete(self, who, id).await
+        let owner = self.check_notification(who, id).await?;
+        let store = &self.shared.store;
+        let turn = store.write_turn().await;
+        let counts = store
+            .delete(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no notification with id {id:?}")))?;
+        self.shared.hub.publish(
+            owner,
+            InboxEvent::State(StateEvent {
+                change: Change::Deleted { id: id.to_owned() },
+                counts,
+            }),
+        );
+        drop(turn);
+        Ok(())
     }
 }
 

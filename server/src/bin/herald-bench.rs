@@ -544,12 +544,8 @@ async fn store(
     let mut failures = 0u64;
     if seed > 0 {
         // Count the seeded notifications as the consumer stores them.
-        let mut events = open_stream(
-            http,
-            &format!("{base}/api/users/{user}/events"),
-            user as i64,
-        )
-        .await?;
+        let mut events =
+            open_stream(http, &format!("{base}/api/users/{user}/events"), user).await?;
         let run = format!(
             "{:x}",
             std::time::SystemTime::now()
