@@ -88,6 +88,7 @@ pub async fn get_inbox(
     archived: bool,
     unread: bool,
     category: Option<Category>,
+    min_priority: Option<u8>,
     before: Option<String>,
 ) -> Result<InboxView, ServerFnError> {
     let (service, who, me) = ctx::caller()?;
@@ -95,7 +96,7 @@ pub async fn get_inbox(
         archived,
         unread,
         category,
-        min_priority: None,
+        min_priority,
     };
     service
         .inbox(

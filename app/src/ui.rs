@@ -374,22 +374,44 @@ fn priority_label(p: u8) -> String {
     }
 }
 
-/// Which list the URL asks for (`?view=unread|archived&category=…`).
-fn filter_from_query(view: Option<String>, category: Option<String>) -> ListFilter {
+/// Which list the URL asks for
+/// (`?view=unread|archived&category=…&min_priority=…`).
+fn filter_from_query(
+    view: Option<String>,
+    category: Option<String>,
+    min_priority: Option<String>,
+) -> ListFilter {
     ListFilter {
         archived: view.as_deref() == Some("archived"),
         unread: view.as_deref() == Some("unread"),
         category: category.as_deref().and_then(Category::parse),
-        min_priority: None,
+        min_priority: min_priority
+            .and_then(|p| p.parse().ok())
+            .filter(|p| PRIORITY_RANGE.contains(p)),
     }
 }
 
-fn filter_href(view: &str, category: Option<Category>) -> String {
-    match category {
-        Some(c) => format!("/?view={view}&category={}", c.as_str()),
-        None => format!("/?view={view}"),
+/// The link that shows the list with `f`.
+fn filter_href(f: &ListFilter) -> String {
+    let view = if f.archived {
+        "archived"
+    } else if f.unread {
+        "unread"
+    } else {
+        "inbox"
+    };
+    let mut href = format!("/?view={view}");
+    if let Some(c) = f.category {
+        href.push_str(&format!("&category={}", c.as_str()));
     }
+    if let Some(p) = f.min_priority {
+        href.push_str(&format!("&min_priority={p}"));
+    }
+    href
 }
+
+/// Priority from which the "urgent" filter shows notifications.
+const URGENT: u8 = 4;
 
 /// The signed-in user's notifications with filters, actions and live
 /// updates.
@@ -398,11 +420,11 @@ fn Inbox(me: i64, counts: RwSignal<Counts>) -> impl IntoView {
     let query = use_query_map();
     let filter = Memo::new(move |_| {
         let q = query.read();
-        filter_from_query(q.get("view"), q.get("category"))
+        filter_from_query(q.get("view"), q.get("category"), q.get("min_priority"))
     });
     let inbox = Resource::new(
         move || filter.get(),
-        |f| get_inbox(f.archived, f.unread, f.category, None),
+        |f| get_inbox(f.archived, f.unread, f.category, f.min_priority, None),
     );
     let conn = RwSignal::new(Conn::Connecting);
     let now = RwSignal::new(Utc::now());
@@ -449,7 +471,15 @@ fn Inbox(me: i64, counts: RwSignal<Counts>) -> impl IntoView {
                     .map(|v| {
                         view! {
                             <a
-                                href=move || filter_href(v, filter.get().category)
+                                href=move || {
+                                    filter_href(
+                                        &ListFilter {
+                                            archived: v == "archived",
+                                            unread: v == "unread",
+                                            ..filter.get()
+                                        },
+                                    )
+                                }
                                 class="chip"
                                 data-testid=format!("view-{v}")
                                 aria-current=move || (view_name() == v).then_some("true")
@@ -461,9 +491,20 @@ fn Inbox(me: i64, counts: RwSignal<Counts>) -> impl IntoView {
                     .collect_view()}
                 <span class="sep" aria-hidden="true"></span>
                 <a
-                    href=move || format!("/?view={}", view_name())
+                    href=move || {
+                        filter_href(
+                            &ListFilter {
+                                category: None,
+                                min_priority: None,
+                                ..filter.get()
+                            },
+                        )
+                    }
                     class="chip"
-                    aria-current=move || filter.get().category.is_none().then_some("true")
+                    aria-current=move || {
+                        let f = filter.get();
+                        (f.category.is_none() && f.min_priority.is_none()).then_some("true")
+                    }
                 >
                     "all kinds"
                 </a>
@@ -472,7 +513,14 @@ fn Inbox(me: i64, counts: RwSignal<Counts>) -> impl IntoView {
                     .map(|c| {
                         view! {
                             <a
-                                href=move || filter_href(view_name(), Some(c))
+                                href=move || {
+                                    filter_href(
+                                        &ListFilter {
+                                            category: Some(c),
+                                            ..filter.get()
+                                        },
+                                    )
+                                }
                                 class=format!("chip cat-{}", c.as_str())
                                 data-testid=format!("category-{}", c.as_str())
                                 aria-current=move || (filter.get().category == Some(c)).then_some("true")
@@ -482,6 +530,21 @@ fn Inbox(me: i64, counts: RwSignal<Counts>) -> impl IntoView {
                         }
                     })
                     .collect_view()}
+                <a
+                    href=move || {
+                        filter_href(
+                            &ListFilter {
+                                min_priority: Some(URGENT),
+                                ..filter.get()
+                            },
+                        )
+                    }
+                    class="chip prio-chip"
+                    data-testid="urgent"
+                    aria-current=move || (filter.get().min_priority == Some(URGENT)).then_some("true")
+                >
+                    {format!("P{URGENT}+")}
+                </a>
             </nav>
             <div class="toolbar">
                 <button class="link" data-testid="mark-all-read" on:click=mark_all>
@@ -569,7 +632,14 @@ fn List(
             let f = filter.clone();
             loading.set(true);
             spawn_local(async move {
-                if let Ok(more) = get_inbox(f.archived, f.unread, f.category, Some(before)).await {
+                let more = get_inbox(
+                    f.archived,
+                    f.unread,
+                    f.category,
+                    f.min_priority,
+                    Some(before),
+                );
+                if let Ok(more) = more.await {
                     items.update(|v| {
                         for n in more.page.notifications {
                             if !v.iter().any(|x| x.id == n.id) {

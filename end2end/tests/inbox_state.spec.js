@@ -109,6 +109,13 @@ test('two tabs of Emma: the badge rises with Bruno\'s sends and drops to 0 in bo
   for (const text of await alerts.allTextContents()) {
     expect(text).toContain('alert');
   }
+  // And by priority: P4 and up only.
+  await tab2.page.getByTestId('urgent').click();
+  await expect(tab2.page).toHaveURL(/min_priority=4/);
+  await expect(alerts.first()).toContainText(`Server down (${stamp})`);
+  for (const text of await alerts.allTextContents()) {
+    expect(text).toMatch(/P[45]/);
+  }
 
   // Delete from the API: both tabs drop it.
   const list = await (await api(request, 'GET', '/api/users/1/notifications?category=alert', emmaToken)).json();

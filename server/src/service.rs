@@ -624,6 +624,7 @@ impl Subscription {
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
+                    metrics::counter!("herald_sse_lagged_events_total").increment(missed);
                     tracing::warn!(
                         user = self.user_id,
                         missed,

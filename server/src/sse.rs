@@ -84,17 +84,21 @@ pub async fn events(
 }
 
 fn to_sse(e: StreamEvent) -> Event {
-    match e {
+    let (kind, event) = match e {
         StreamEvent::Inbox(ev) => match &*ev {
-            InboxEvent::Stored(s) => Event::default()
-                .event("notification")
-                .id(&s.notification.id)
-                .data(json(&s.notification)),
-            InboxEvent::State(st) => Event::default().event("state").data(json(st)),
-            InboxEvent::Counts(c) => Event::default().event("counts").data(json(c)),
+            InboxEvent::Stored(s) => (
+                "notification",
+                Event::default()
+                    .id(&s.notification.id)
+                    .data(json(&s.notification)),
+            ),
+            InboxEvent::State(st) => ("state", Event::default().data(json(st))),
+            InboxEvent::Counts(c) => ("counts", Event::default().data(json(c))),
         },
-        StreamEvent::Counts(c) => Event::default().event("counts").data(json(&c)),
-    }
+        StreamEvent::Counts(c) => ("counts", Event::default().data(json(&c))),
+    };
+    metrics::counter!("herald_sse_events_total", "type" => kind).increment(1);
+    event.event(kind)
 }
 
 /// Serializing these plain structs cannot fail; an empty data line would

@@ -31,6 +31,7 @@ async fn metrics_expose_the_named_series_after_a_send() {
         "herald_store_write_seconds",
         "herald_store_batch_size",
         "herald_sse_connections",
+        "herald_sse_events_total{type=\"notification\"}",
         // From librdkafka's statistics, every 5 s.
         &format!("herald_consumer_lag{{topic=\"{}\"", h.cfg.topic),
     ];
