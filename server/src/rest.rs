@@ -161,13 +161,7 @@ impl SendFields {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Acknowledged by the broker: `{\"message\":\"Notification sent successfully!\"}`", body = MessageBody),
-        (status = 400, description = "A field is missing or malformed; the message names it", body = MessageBody),
-        (status = 401, description = "No valid token", body = MessageBody),
-        (status = 403, description = "`fromID` is not the caller", body = MessageBody),
-        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
-        (status = 413, description = "Body over the size limit", body = MessageBody),
-        (status = 429, description = "Sender over its rate limit; see `Retry-After`", body = MessageBody),
-        (status = 503, description = "The broker did not acknowledge in time; retry", body = MessageBody),
+        ClientErrors, SendLimits,
     ))]
 pub async fn seed_send(
     State(service): State<Service>,
@@ -218,10 +212,7 @@ pub struct SeedList {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "`{\"notifications\":[…]}`, or `{\"message\":\"No notifications found for user\",\"notifications\":[]}`", body = SeedList),
-        (status = 400, description = "Not a positive integer", body = MessageBody),
-        (status = 401, description = "No valid token", body = MessageBody),
-        (status = 403, description = "Someone else's inbox", body = MessageBody),
-        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+        ClientErrors,
     ))]
 pub async fn seed_list(
     State(service): State<Service>,
@@ -264,6 +255,41 @@ pub struct UsersBody {
 #[derive(Serialize, ToSchema)]
 pub struct MessageBody {
     message: String,
+}
+
+/// The client errors every authenticated route can answer (for the OpenAPI
+/// document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ClientErrors {
+    /// Malformed input: a bad id, field, parameter or body; the message names what to fix
+    #[response(status = 400)]
+    BadRequest(MessageBody),
+    /// No valid token: missing, forged or expired (the message says which)
+    #[response(status = 401)]
+    Unauthorized(MessageBody),
+    /// Someone else's inbox or notification, or a sender that is not the caller
+    #[response(status = 403)]
+    Forbidden(MessageBody),
+    /// `{"message":"User not found"}`, or no such notification
+    #[response(status = 404)]
+    NotFound(MessageBody),
+}
+
+/// What a send can answer besides [`ClientErrors`] (for the OpenAPI
+/// document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum SendLimits {
+    /// Body over the size limit (`HERALD_MAX_BODY_BYTES`)
+    #[response(status = 413)]
+    TooLarge(MessageBody),
+    /// The sender is over its rate limit; retry after `Retry-After` seconds
+    #[response(status = 429)]
+    TooManyRequests(MessageBody),
+    /// The broker did not acknowledge in time; retry after `Retry-After` seconds
+    #[response(status = 503)]
+    Unavailable(MessageBody),
 }
 
 /// Form fields of `POST /send`.
@@ -388,13 +414,7 @@ pub struct NewNotification {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 202, description = "Accepted by the broker; it will be stored and streamed", body = Notification),
-        (status = 400, description = "Malformed body, unknown field, bad id, message, category or priority", body = MessageBody),
-        (status = 401, description = "No valid token", body = MessageBody),
-        (status = 403, description = "`from` is not the caller", body = MessageBody),
-        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
-        (status = 413, description = "Body over the size limit", body = MessageBody),
-        (status = 429, description = "Sender over its rate limit; see `Retry-After`", body = MessageBody),
-        (status = 503, description = "The broker did not acknowledge in time; retry", body = MessageBody),
+        ClientErrors, SendLimits,
     ))]
 pub async fn create(
     State(service): State<Service>,
@@ -451,10 +471,7 @@ pub struct PageBody {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "`{\"notifications\":[…],\"next_cursor\":\"…\"|null}`", body = PageBody),
-        (status = 400, description = "Bad id, limit, cursor, filter or unknown parameter", body = MessageBody),
-        (status = 401, description = "No valid token", body = MessageBody),
-        (status = 403, description = "Someone else's inbox", body = MessageBody),
-        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+        ClientErrors,
     ))]
 pub async fn list(
     State(service): State<Service>,
@@ -508,10 +525,7 @@ impl From<Counts> for CountBody {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "`{\"unread\":N,\"total\":M}`", body = CountBody),
-        (status = 400, description = "Not a positive integer", body = MessageBody),
-        (status = 401, description = "No valid token", body = MessageBody),
-        (status = 403, description = "Someone else's inbox", body = MessageBody),
-        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+        ClientErrors,
     ))]
 pub async fn count(
     State(service): State<Service>,
@@ -529,10 +543,7 @@ pub async fn count(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The counts after: `{\"unread\":0,\"total\":M}`", body = CountBody),
-        (status = 400, description = "Not a positive integer", body = MessageBody),
-        (status = 401, description = "No valid token", body = MessageBody),
-        (status = 403, description = "Someone else's inbox", body = MessageBody),
-        (status = 404, description = "`{\"message\":\"User not found\"}`", body = MessageBody),
+        ClientErrors,
     ))]
 pub async fn read_all(
     State(service): State<Service>,
@@ -561,10 +572,7 @@ pub struct StatePatch {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The notification after the change", body = Notification),
-        (status = 400, description = "Malformed body, unknown field or nothing to change", body = MessageBody),
-        (status = 401, description = "No valid token", body = MessageBody),
-        (status = 403, description = "Someone else's notification", body = MessageBody),
-        (status = 404, description = "No such notification", body = MessageBody),
+        ClientErrors,
     ))]
 pub async fn update(
     State(service): State<Service>,
@@ -583,9 +591,7 @@ pub async fn update(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid token", body = MessageBody),
-        (status = 403, description = "Someone else's notification", body = MessageBody),
-        (status = 404, description = "No such notification", body = MessageBody),
+        ClientErrors,
     ))]
 pub async fn delete(
     State(service): State<Service>,

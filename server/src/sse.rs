@@ -54,10 +54,7 @@ pub struct EventsQuery {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Not a positive integer", body = crate::rest::MessageBody),
-        (status = 401, description = "No valid token", body = crate::rest::MessageBody),
-        (status = 403, description = "Someone else's inbox", body = crate::rest::MessageBody),
-        (status = 404, description = "`{\"message\":\"User not found\"}`", body = crate::rest::MessageBody),
+        crate::rest::ClientErrors,
     ))]
 pub async fn events(
     State(state): State<AppState>,
