@@ -7,7 +7,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{Category, Counts, InboxView, Notification, User};
+use crate::model::{Category, Counts, InboxView, Me, Notification, User};
 
 #[cfg(feature = "ssr")]
 mod ctx {
@@ -61,10 +61,16 @@ pub async fn get_users() -> Result<Vec<User>, ServerFnError> {
     Ok(ctx::service()?.users())
 }
 
-/// The signed-in user, or `None`.
+/// The signed-in user with their counts, or `None`.
 #[server]
-pub async fn whoami() -> Result<Option<User>, ServerFnError> {
-    Ok(ctx::service()?.current_user(&ctx::headers()))
+pub async fn whoami() -> Result<Option<Me>, ServerFnError> {
+    let service = ctx::service()?;
+    let Some(user) = service.current_user(&ctx::headers()) else {
+        return Ok(None);
+    };
+    let who = crate::model::Principal::User(user.id);
+    let counts = service.counts(who, user.id).await.map_err(ctx::fail)?;
+    Ok(Some(Me { user, counts }))
 }
 
 /// Demo sign-in: sets the session cookie.

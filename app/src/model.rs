@@ -104,6 +104,16 @@ pub struct Counts {
     pub version: i64,
 }
 
+/// The signed-in user and their inbox's counts (for the header badge,
+/// rendered on the server).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    /// Who is signed in.
+    pub user: User,
+    /// Their inbox's counts when the page was rendered.
+    pub counts: Counts,
+}
+
 /// Which notifications a list shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListFilter {

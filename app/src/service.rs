@@ -58,6 +58,8 @@ pub trait NotificationService: Send + Sync + 'static {
         before: Option<&str>,
         limit: u32,
     ) -> Result<InboxView, ServiceError>;
+    /// Unread and total of `user_id`'s inbox.
+    async fn counts(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError>;
     /// Mark one notification read or unread, archive or unarchive it.
     async fn update(
         &self,

@@ -144,7 +144,9 @@ fn HomePage() -> impl IntoView {
                 <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
                     {move || Suspend::new(async move {
                         let view = match me.await? {
-                            Some(user) => view! { <SignedIn me=user/> }.into_any(),
+                            Some(me) => {
+                                view! { <SignedIn me=me.user counts=me.counts/> }.into_any()
+                            }
                             None => view! { <SignInPage/> }.into_any(),
                         };
                         Ok::<_, ServerFnError>(view)
@@ -227,9 +229,10 @@ fn server_error_text(e: &ServerFnError) -> String {
 }
 
 #[component]
-fn SignedIn(me: User) -> impl IntoView {
+fn SignedIn(me: User, counts: Counts) -> impl IntoView {
     let users = Resource::new(|| (), |_| get_users());
-    let counts = RwSignal::new(Counts::default());
+    // Rendered on the server with the page; the stream keeps it current.
+    let counts = RwSignal::new(counts);
     let sign_out = ServerAction::<SignOut>::new();
     let signed_out = sign_out.value();
     Effect::new(move |_| {

@@ -172,12 +172,6 @@ impl Service {
         Ok(page.rows.into_iter().map(|s| s.notification).collect())
     }
 
-    /// Unread and total of `user_id`'s inbox.
-    pub async fn counts(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError> {
-        self.check_owner(who, user_id)?;
-        self.shared.store.counts(user_id).await.map_err(store_error)
-    }
-
     /// Events of `user_id`'s inbox as they happen, for an SSE stream.
     ///
     /// With `after` (a notification id, or `"0"` for the very beginning) the
@@ -197,16 +191,17 @@ impl Service {
         self.check_owner(who, user_id)?;
         let rx = self.shared.hub.subscribe(user_id);
         let store = self.shared.store.clone();
+        let id = after.filter(|a| *a != "0");
+        let (found, newest, counts) = store.stream_start(user_id, id).await.map_err(store_error)?;
         let resume = match after {
             Some("0") => Some(0),
-            Some(id) => store.seq_of(user_id, id).await.map_err(store_error)?,
+            Some(_) => found,
             None => None,
         };
         let (last_seq, replay) = match resume {
             Some(seq) => (seq, true),
-            None => (store.last_seq(user_id).await.map_err(store_error)?, false),
+            None => (newest, false),
         };
-        let counts = store.counts(user_id).await.map_err(store_error)?;
         metrics::gauge!("herald_sse_connections").increment(1.0);
         let sub = Subscription {
             rx,
@@ -437,6 +432,12 @@ impl NotificationService for Service {
         }
         drop(turn);
         Ok(stored.notification)
+    }
+
+    /// Unread and total of `user_id`'s inbox.
+    async fn counts(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError> {
+        self.check_owner(who, user_id)?;
+        self.shared.store.counts(user_id).await.map_err(store_error)
     }
 
     /// Mark every notification of `user_id` read; returns the counts after.

@@ -305,12 +305,34 @@ impl Store {
             .await
     }
 
-    /// Largest `seq` of `user_id`'s notifications (0 when there are none).
-    pub async fn last_seq(&self, user_id: i64) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM notifications WHERE recipient_id = ?")
+    /// Where a new stream of `user_id` starts, in one query (a burst of
+    /// thousands of connecting streams costs one round trip each): the `seq`
+    /// of notification `after` if it is the user's, the largest `seq` (0 when
+    /// none) and the counts.
+    pub async fn stream_start(
+        &self,
+        user_id: i64,
+        after: Option<&str>,
+    ) -> Result<(Option<i64>, i64, Counts), sqlx::Error> {
+        let (resume, last, unread, total, version): (Option<i64>, i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT
+                    (SELECT seq FROM notifications WHERE recipient_id = ?1 AND id = ?2),
+                    COALESCE((SELECT MAX(seq) FROM notifications WHERE recipient_id = ?1), 0),
+                    COALESCE((SELECT unread FROM inbox_counts WHERE user_id = ?1), 0),
+                    COALESCE((SELECT total FROM inbox_counts WHERE user_id = ?1), 0),
+                    COALESCE((SELECT version FROM inbox_counts WHERE user_id = ?1), 0)",
+            )
             .bind(user_id)
+            .bind(after)
             .fetch_one(&self.pool)
-            .await
+            .await?;
+        let counts = Counts {
+            unread,
+            total,
+            version,
+        };
+        Ok((resume, last, counts))
     }
 
     /// Prove the store takes writes (for readiness): rewrite one row in a

@@ -157,6 +157,10 @@ async fn page_is_server_rendered_with_the_inbox() {
         "inbox is rendered and escaped: {body}"
     );
     assert!(body.contains("Rick"));
+    assert!(
+        body.contains(r#"data-unread="1""#),
+        "the badge is rendered on the server: {body}"
+    );
     h.shutdown().await;
 }
 
