@@ -586,11 +586,10 @@ impl Subscription {
                 return Some(StreamEvent::Inbox(event));
             }
             if self.replay {
-                match self
-                    .store
-                    .after(self.user_id, self.last_seq, REPLAY_PAGE)
-                    .await
-                {
+                // Boxed: the store's future is large and rarely needed; kept
+                // inline it would make every idle stream's state that large.
+                let page = Box::pin(self.store.after(self.user_id, self.last_seq, REPLAY_PAGE));
+                match page.await {
                     Ok(page) => {
                         self.replay = page.len() as i64 == REPLAY_PAGE;
                         self.backlog
@@ -635,7 +634,7 @@ impl Subscription {
                     // Counts and state events were lost too: send fresh
                     // counts. (A missed read-state change shows after the
                     // next page load; the counts are right at once.)
-                    match self.store.counts(self.user_id).await {
+                    match Box::pin(self.store.counts(self.user_id)).await {
                         Ok(c) => self.offer_counts(c),
                         Err(e) => {
                             tracing::error!(error = %e, "reading counts failed");
