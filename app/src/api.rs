@@ -34,13 +34,31 @@ mod ctx {
         let service = service()?;
         let who = service.authenticate(&headers()).map_err(fail)?;
         let Principal::User(id) = who else {
-            return Err(ServerFnError::new("sign in first"));
+            return Err(fail(ServiceError::Unauthorized("sign in first".into())));
         };
         Ok((service, who, id))
     }
 
-    /// A service error as the UI shows it.
+    /// A service error as the UI shows it, with the HTTP status the REST
+    /// API would give (server functions answer 500 for every error
+    /// otherwise).
     pub fn fail(e: ServiceError) -> ServerFnError {
+        use http::StatusCode;
+        let status = match &e {
+            ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::UserNotFound | ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            res.set_status(status);
+            if let ServiceError::RateLimited { retry_after_secs } = &e {
+                res.insert_header(http::header::RETRY_AFTER, (*retry_after_secs).into());
+            }
+        }
         ServerFnError::new(e.to_string())
     }
 

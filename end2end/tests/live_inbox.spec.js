@@ -13,6 +13,11 @@ test('Bruno sends to Emma; Emma sees it without reloading', async ({ browser }, 
   // A marker that a reload would wipe out.
   await emma.page.evaluate(() => { window.__heraldNoReload = true; });
 
+  // A refused send says why (the server function answers 400).
+  await bruno.page.getByTestId('message').fill('   ');
+  await bruno.page.getByTestId('send').click();
+  await expect(bruno.page.getByTestId('send-status')).toHaveText('Not sent: message must not be empty');
+
   const text = `Hello Emma, it is Bruno (${Date.now()})`;
   await bruno.page.getByTestId('recipient').selectOption({ label: 'Emma' });
   await bruno.page.getByTestId('message').fill(text);

@@ -48,6 +48,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -97,6 +98,19 @@ pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let ui_service: SharedService = Arc::new(state.service.clone());
     let (api, doc) = api_routes().split_for_parts();
+    // The pages and the server functions. Server functions read their
+    // bodies without axum's extractor limit, so they get tower-http's.
+    let ui = Router::new()
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(ui_service.clone()),
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .layer(RequestBodyLimitLayer::new(state.max_body_bytes));
     let doc = Arc::new(doc);
     api.route(
         "/api/openapi.json",
@@ -109,15 +123,7 @@ pub fn app(state: AppState) -> Router {
     .route("/api/", any(rest::api_not_found))
     // Bodies read by the REST extractors stop at the limit (413, JSON).
     .layer(DefaultBodyLimit::max(state.max_body_bytes))
-    .leptos_routes_with_context(
-        &state,
-        routes,
-        move || provide_context(ui_service.clone()),
-        {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        },
-    )
+    .merge(ui)
     .method_not_allowed_fallback(rest::method_not_allowed)
     .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
     .layer(TraceLayer::new_for_http())

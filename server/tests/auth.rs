@@ -373,6 +373,34 @@ async fn bad_input_gets_a_json_4xx_that_says_what_to_fix_and_changes_nothing() {
     ]))
     .await;
     assert_eq!(status, 413, "{answer}");
+    // The UI's server functions have the same cap.
+    let path = <app::api::SendNotification as leptos::server_fn::ServerFn>::PATH;
+    let res = client()
+        .post(h.url(path))
+        .header("cookie", format!("herald_session={emma}"))
+        .form(&[("to", "2"), ("message", &"w".repeat(20_000))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413, "server function {path}");
+    // And the statuses of the REST API, not a blanket 500.
+    let fn_call = |token: Option<&str>, message: &str| {
+        let mut r = client().post(h.url(path)).form(&[
+            ("to", "2"),
+            ("message", message),
+            ("category", "info"),
+            ("priority", "3"),
+        ]);
+        if let Some(t) = token {
+            r = r.header("cookie", format!("herald_session={t}"));
+        }
+        r.send()
+    };
+    assert_eq!(
+        fn_call(Some(&emma), "  ").await.unwrap().status().as_u16(),
+        400
+    );
+    assert_eq!(fn_call(None, "hi").await.unwrap().status().as_u16(), 401);
     // Newlines and tabs are fine; CRLF from a browser form is stored as LF.
     let (status, sent) = call(post(json!({"to": 2, "message": "line 1\r\nline 2\tend"}))).await;
     assert_eq!(status, 202);
