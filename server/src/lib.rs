@@ -110,7 +110,8 @@ pub fn app(state: AppState) -> Router {
                 move || shell(options.clone())
             },
         )
-        .layer(RequestBodyLimitLayer::new(state.max_body_bytes));
+        .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
+        .layer(axum::middleware::map_response(server_fn_client_errors));
     let doc = Arc::new(doc);
     api.route(
         "/api/openapi.json",
@@ -128,6 +129,31 @@ pub fn app(state: AppState) -> Router {
     .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
     .layer(TraceLayer::new_for_http())
     .with_state(state)
+}
+
+/// Server functions answer 500 when they cannot even decode their
+/// arguments; that is the client's mistake, so make it a 400. (Errors from
+/// the service already carry the REST API's status, see `app::api`.)
+async fn server_fn_client_errors(res: axum::response::Response) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    const CLIENT_MISTAKES: [&[u8]; 3] = [b"Args|", b"Deserialization|", b"MissingArg|"];
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !res
+            .headers()
+            .contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
+    {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // Error bodies are a short line of text.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if CLIENT_MISTAKES.iter().any(|p| bytes.starts_with(p)) {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// The REST routes, each registered from its OpenAPI annotation so the
