@@ -133,7 +133,30 @@ pub fn add_new(items: &mut Vec<Notification>, filter: &ListFilter, n: Notificati
 
 #[component]
 fn HomePage() -> impl IntoView {
+    // Every resource of the page is created here, outside any `Suspend`, so
+    // the server and the hydrating browser create them in the same order.
     let me = Resource::new(|| (), |_| whoami());
+    let users = Resource::new(|| (), |_| get_users());
+    let query = use_query_map();
+    let filter = Memo::new(move |_| {
+        let q = query.read();
+        filter_from_query(q.get("view"), q.get("category"), q.get("min_priority"))
+    });
+    // Only fetched for a signed-in user (a signed-out page must not answer
+    // with the server function's 401).
+    let inbox = Resource::new(
+        move || filter.get(),
+        move |f| async move {
+            match me.await {
+                Ok(Some(_)) => {
+                    get_inbox(f.archived, f.unread, f.category, f.min_priority, None)
+                        .await
+                        .map(Some)
+                }
+                _ => Ok(None),
+            }
+        },
+    );
     // Lets end-to-end tests (and people) know the page is interactive.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
@@ -143,11 +166,15 @@ fn HomePage() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="card muted">"Loading…"</p> }>
                 <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
                     {move || Suspend::new(async move {
+                        let users = users.await?;
                         let view = match me.await? {
                             Some(me) => {
-                                view! { <SignedIn me=me.user counts=me.counts/> }.into_any()
+                                view! {
+                                    <SignedIn me=me.user counts=me.counts users filter inbox/>
+                                }
+                                    .into_any()
                             }
-                            None => view! { <SignInPage/> }.into_any(),
+                            None => view! { <SignInPage users/> }.into_any(),
                         };
                         Ok::<_, ServerFnError>(view)
                     })}
@@ -167,8 +194,7 @@ fn reload() {
 
 /// Demo sign-in: one button per seeded user.
 #[component]
-fn SignInPage() -> impl IntoView {
-    let users = Resource::new(|| (), |_| get_users());
+fn SignInPage(users: Vec<User>) -> impl IntoView {
     let sign_in = ServerAction::<SignIn>::new();
     let result = sign_in.value();
     Effect::new(move |_| {
@@ -177,47 +203,38 @@ fn SignInPage() -> impl IntoView {
         }
     });
     view! {
-        <header class="top">
-            <h1>"Herald"</h1>
-        </header>
-        <section class="card signin" data-testid="sign-in">
-            <h2>"Sign in"</h2>
-            <p class="hint">
-                "Demo sign-in: pick who you are. In production, tokens come from your identity provider."
-            </p>
-            <Suspense fallback=|| view! { <span class="muted">"Loading users…"</span> }>
-                <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
-                    {move || Suspend::new(async move {
-                        let users = users.await?;
-                        Ok::<_, ServerFnError>(
+        <div class="screen">
+            <header class="top">
+                <h1>"Herald"</h1>
+            </header>
+            <section class="card signin" data-testid="sign-in">
+                <h2>"Sign in"</h2>
+                <p class="hint">
+                    "Demo sign-in: pick who you are. In production, tokens come from your identity provider."
+                </p>
+                <div class="who">
+                    {users
+                        .into_iter()
+                        .map(|u| {
                             view! {
-                                <div class="who">
-                                    {users
-                                        .into_iter()
-                                        .map(|u| {
-                                            view! {
-                                                <ActionForm action=sign_in>
-                                                    <input type="hidden" name="user" value=u.id.to_string()/>
-                                                    <button type="submit" class="person">
-                                                        {u.name}
-                                                    </button>
-                                                </ActionForm>
-                                            }
-                                        })
-                                        .collect_view()}
-                                </div>
-                            },
-                        )
-                    })}
-                </ErrorBoundary>
-            </Suspense>
-            <p class="status error" role="status">
-                {move || match result.get() {
-                    Some(Err(e)) => format!("Not signed in: {}", server_error_text(&e)),
-                    _ => String::new(),
-                }}
-            </p>
-        </section>
+                                <ActionForm action=sign_in>
+                                    <input type="hidden" name="user" value=u.id.to_string()/>
+                                    <button type="submit" class="person">
+                                        {u.name}
+                                    </button>
+                                </ActionForm>
+                            }
+                        })
+                        .collect_view()}
+                </div>
+                <p class="status error" role="status">
+                    {move || match result.get() {
+                        Some(Err(e)) => format!("Not signed in: {}", server_error_text(&e)),
+                        _ => String::new(),
+                    }}
+                </p>
+            </section>
+        </div>
     }
 }
 
@@ -229,8 +246,13 @@ fn server_error_text(e: &ServerFnError) -> String {
 }
 
 #[component]
-fn SignedIn(me: User, counts: Counts) -> impl IntoView {
-    let users = Resource::new(|| (), |_| get_users());
+fn SignedIn(
+    me: User,
+    counts: Counts,
+    users: Vec<User>,
+    filter: Memo<ListFilter>,
+    inbox: Resource<Result<Option<InboxView>, ServerFnError>>,
+) -> impl IntoView {
     // Rendered on the server with the page; the stream keeps it current.
     let counts = RwSignal::new(counts);
     let sign_out = ServerAction::<SignOut>::new();
@@ -242,43 +264,35 @@ fn SignedIn(me: User, counts: Counts) -> impl IntoView {
     });
     let name = me.name.clone();
     view! {
-        <header class="top">
-            <h1>"Herald"</h1>
-            <div class="who">
-                <span
-                    class="badge"
-                    data-testid="badge"
-                    data-unread=move || counts.get().unread.to_string()
-                    aria-label=move || format!("{} unread", counts.get().unread)
-                    class:zero=move || counts.get().unread == 0
-                >
-                    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
-                        <path
-                            fill="currentColor"
-                            d="M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2zm6-6v-5a6 6 0 0 0-5-5.9V4a1 1 0 0 0-2 0v1.1A6 6 0 0 0 6 11v5l-2 2v1h16v-1z"
-                        ></path>
-                    </svg>
-                    <span class="count">{move || counts.get().unread.to_string()}</span>
-                </span>
-                <span class="muted">"Signed in as "<strong data-testid="me">{name}</strong></span>
-                <ActionForm action=sign_out>
-                    <button type="submit" class="link">"Sign out"</button>
-                </ActionForm>
+        <div class="screen">
+            <header class="top">
+                <h1>"Herald"</h1>
+                <div class="who">
+                    <span
+                        class="badge"
+                        data-testid="badge"
+                        data-unread=move || counts.get().unread.to_string()
+                        aria-label=move || format!("{} unread", counts.get().unread)
+                        class:zero=move || counts.get().unread == 0
+                    >
+                        <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+                            <path
+                                fill="currentColor"
+                                d="M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2zm6-6v-5a6 6 0 0 0-5-5.9V4a1 1 0 0 0-2 0v1.1A6 6 0 0 0 6 11v5l-2 2v1h16v-1z"
+                            ></path>
+                        </svg>
+                        <span class="count">{move || counts.get().unread.to_string()}</span>
+                    </span>
+                    <span class="muted">"Signed in as "<strong data-testid="me">{name}</strong></span>
+                    <ActionForm action=sign_out>
+                        <button type="submit" class="link">"Sign out"</button>
+                    </ActionForm>
+                </div>
+            </header>
+            <div class="columns">
+                <Composer me=me.id users/>
+                <Inbox me=me.id counts filter inbox/>
             </div>
-        </header>
-        <div class="columns">
-            <Suspense fallback=|| view! { <p class="card muted">"Loading…"</p> }>
-                <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
-                    {
-                        let me = me.id;
-                        move || Suspend::new(async move {
-                            let users = users.await?;
-                            Ok::<_, ServerFnError>(view! { <Composer me users/> })
-                        })
-                    }
-                </ErrorBoundary>
-            </Suspense>
-            <Inbox me=me.id counts/>
         </div>
     }
 }
@@ -419,16 +433,12 @@ const URGENT: u8 = 4;
 /// The signed-in user's notifications with filters, actions and live
 /// updates.
 #[component]
-fn Inbox(me: i64, counts: RwSignal<Counts>) -> impl IntoView {
-    let query = use_query_map();
-    let filter = Memo::new(move |_| {
-        let q = query.read();
-        filter_from_query(q.get("view"), q.get("category"), q.get("min_priority"))
-    });
-    let inbox = Resource::new(
-        move || filter.get(),
-        |f| get_inbox(f.archived, f.unread, f.category, f.min_priority, None),
-    );
+fn Inbox(
+    me: i64,
+    counts: RwSignal<Counts>,
+    filter: Memo<ListFilter>,
+    inbox: Resource<Result<Option<InboxView>, ServerFnError>>,
+) -> impl IntoView {
     let conn = RwSignal::new(Conn::Connecting);
     let now = RwSignal::new(Utc::now());
 
@@ -558,7 +568,7 @@ fn Inbox(me: i64, counts: RwSignal<Counts>) -> impl IntoView {
             <Suspense fallback=|| view! { <p class="muted">"Loading inbox…"</p> }>
                 <ErrorBoundary fallback=|errors| view! { <ErrorList errors/> }>
                     {move || Suspend::new(async move {
-                        let view = inbox.await?;
+                        let view = inbox.await?.unwrap_or_default();
                         let filter = filter.get_untracked();
                         Ok::<_, ServerFnError>(view! { <List me view filter counts conn now/> })
                     })}
