@@ -11,6 +11,8 @@
 //!
 //! Built twice: with `ssr` into the server binary, with `hydrate` into wasm.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 #[cfg(feature = "hydrate")]
 mod live;

@@ -22,6 +22,10 @@
 //! - this file: [`app`] builds the router (REST routes registered from their
 //!   OpenAPI annotations, see [`api_routes`]), [`start`] wires everything.
 
+// Leptos views are deeply nested types; the app's page type exceeds the
+// default limit when the server computes its layout (seen on clean builds).
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod config;
 pub mod consumer;
