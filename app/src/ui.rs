@@ -12,7 +12,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     hooks::use_query_map,
-    StaticSegment,
+    SsrMode, StaticSegment,
 };
 
 use crate::api::{
@@ -54,7 +54,11 @@ pub fn App() -> impl IntoView {
         <Title text="Herald"/>
         <Router>
             <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
-                <Route path=StaticSegment("") view=HomePage/>
+                // Async: the server sends the page once every resource is
+                // read. Out-of-order streaming of the nested suspense
+                // boundaries put fragments in the wrong place now and then
+                // (seen as a stuck "connecting…" in the browser tests).
+                <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }
@@ -148,11 +152,9 @@ fn HomePage() -> impl IntoView {
         move || filter.get(),
         move |f| async move {
             match me.await {
-                Ok(Some(_)) => {
-                    get_inbox(f.archived, f.unread, f.category, f.min_priority, None)
-                        .await
-                        .map(Some)
-                }
+                Ok(Some(_)) => get_inbox(f.archived, f.unread, f.category, f.min_priority, None)
+                    .await
+                    .map(Some),
                 _ => Ok(None),
             }
         },

@@ -161,6 +161,7 @@ async fn page_is_server_rendered_with_the_inbox() {
         body.contains(r#"data-unread="1""#),
         "the badge is rendered on the server: {body}"
     );
+    assert!(body.contains(in_order), "{body}");
     h.shutdown().await;
 }
 
