@@ -126,6 +126,10 @@ async fn page_is_server_rendered_with_the_inbox() {
         body.contains("Sign in"),
         "signed out, the page offers sign-in: {body}"
     );
+    // Rendered whole and in order (out-of-order streaming once misplaced
+    // fragments of nested suspense boundaries).
+    let in_order = r#"class="page"><div class="screen"><header class="top">"#;
+    assert!(body.contains(in_order), "{body}");
 
     let res = client()
         .post(h.url("/api/notifications"))
