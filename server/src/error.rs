@@ -60,7 +60,7 @@ impl From<ServiceError> for AppError {
 
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
-        body_error("invalid JSON body", r.status(), r.body_text())
+        AppError::from_body("invalid JSON body", r.status(), r.body_text())
     }
 }
 
@@ -68,15 +68,11 @@ impl AppError {
     /// A body the server could not take: 413 when over the size limit,
     /// else 400, prefixed with `what`.
     pub fn from_body(what: &str, status: StatusCode, detail: String) -> Self {
-        body_error(what, status, detail)
-    }
-}
-
-fn body_error(what: &str, status: StatusCode, detail: String) -> AppError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::TooLarge("the request body is too large; the limit is set by HERALD_MAX_BODY_BYTES (16 KiB by default)".into())
-    } else {
-        AppError::BadRequest(format!("{what}: {detail}"))
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge("the request body is too large; the limit is set by HERALD_MAX_BODY_BYTES (16 KiB by default)".into())
+        } else {
+            AppError::BadRequest(format!("{what}: {detail}"))
+        }
     }
 }
 
