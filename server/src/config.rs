@@ -45,6 +45,19 @@ pub struct Config {
     #[arg(long, env = "HERALD_FETCH_WAIT_MS", default_value_t = 10)]
     pub fetch_wait_ms: u64,
 
+    /// How long the producer gathers records into one produce request
+    /// (`linger.ms`). Longer means fewer, larger requests for the broker and
+    /// a longer wait for each send's acknowledgement.
+    #[arg(long, env = "HERALD_LINGER_MS", default_value_t = 1.0)]
+    pub linger_ms: f64,
+
+    /// Store and push a notification as soon as the broker acknowledged it,
+    /// from the instance that produced it, when that instance's consumer
+    /// owns its partition. The consumer group still stores every record
+    /// (idempotently); `false` leaves storing to it alone.
+    #[arg(long, env = "HERALD_EARLY_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub early_delivery: bool,
+
     /// Consumer group that writes notifications into the store.
     #[arg(
         long,

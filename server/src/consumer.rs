@@ -10,7 +10,7 @@
 //! [`BATCH_MAX`]) is written in one SQLite transaction, one fsync for many
 //! notifications, without weakening the rule above.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,10 +30,9 @@ use tracing::Instrument;
 use app::model::{Notification, MAX_MESSAGE_CHARS};
 
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::hub::InboxEvent;
+use crate::delivery::{Delivery, Ledger, Path};
 use crate::kafka::{base_config, DeadLetter, Producer, Record};
-use crate::store::{Source, Store, Stored};
+use crate::store::Source;
 
 /// Bound on committing and leaving the group at shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,8 +41,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BATCH_MAX: usize = 500;
 
 /// Consumer context that commits stored offsets when partitions are revoked,
-/// so the member that takes them over starts right after what was stored.
-pub struct GroupContext;
+/// so the member that takes them over starts right after what was stored,
+/// and keeps the set of owned partitions for early delivery.
+pub struct GroupContext {
+    ledger: Ledger,
+}
 
 impl ClientContext for GroupContext {
     /// librdkafka's statistics (every `statistics.interval.ms`): export the
@@ -67,6 +69,8 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
+            // Stop early delivery first: these may be someone else's soon.
+            self.ledger.revoke();
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) => tracing::info!(
                     partitions = partitions.count(),
@@ -77,13 +81,21 @@ impl ConsumerContext for GroupContext {
             }
         }
     }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            self.ledger
+                .assign(partitions.elements().iter().map(|e| e.partition()));
+        }
+    }
 }
 
 /// The consumer type Herald uses.
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
-/// Create the group member and subscribe it to the topic.
-pub fn create(cfg: &Config) -> Result<GroupConsumer, KafkaError> {
+/// Create the group member and subscribe it to the topic; `ledger` follows
+/// its assignment.
+pub fn create(cfg: &Config, ledger: Ledger) -> Result<GroupConsumer, KafkaError> {
     let consumer: GroupConsumer = base_config(cfg)
         .set("group.id", &cfg.group_id)
         // librdkafka commits in the background, but only offsets we stored
@@ -96,17 +108,17 @@ pub fn create(cfg: &Config) -> Result<GroupConsumer, KafkaError> {
         .set("max.poll.interval.ms", "10000")
         .set("statistics.interval.ms", "5000")
         .set("fetch.wait.max.ms", cfg.fetch_wait_ms.to_string())
-        .create_with_context(GroupContext)?;
+        .create_with_context(GroupContext { ledger })?;
     consumer.subscribe(&[&cfg.topic])?;
     Ok(consumer)
 }
 
 /// What the consumer writes to and announces on.
 pub struct Sink {
-    /// Durable store.
-    pub store: Store,
-    /// Live fan-out to SSE streams.
-    pub hub: Hub,
+    /// Store, then hub.
+    pub delivery: Delivery,
+    /// Records early delivery already stored.
+    pub ledger: Ledger,
     /// Ids of known users; records for anyone else are dead letters.
     pub users: Arc<HashSet<i64>>,
     /// Topic name, for ids derived from record positions.
@@ -259,6 +271,10 @@ async fn handle_batch(
             partition: msg.partition(),
             offset: msg.offset(),
         };
+        if sink.ledger.take_stored(src) {
+            // Stored by early delivery and committed: only the offset is left.
+            continue;
+        }
         match decode(msg, sink) {
             Ok(n) => good.push((n, src)),
             Err(reject) => {
@@ -271,51 +287,19 @@ async fn handle_batch(
     if good.is_empty() {
         return true;
     }
+    let size = good.len();
     let mut backoff = Duration::from_millis(100);
     loop {
-        let started = Instant::now();
-        // Hold the write turn until the events are out, so a read-state
-        // change cannot overtake these notifications on their way to streams.
-        let turn = sink.store.write_turn().await;
-        match sink.store.insert_batch(&good).await {
-            Ok(seqs) => {
-                metrics::histogram!("herald_store_write_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                metrics::histogram!("herald_store_batch_size").record(good.len() as f64);
-                let mut recipients = BTreeSet::new();
-                for ((n, _), seq) in good.into_iter().zip(seqs) {
-                    match seq {
-                        Some(seq) => {
-                            recipients.insert(n.to.id);
-                            sink.hub.publish(
-                                n.to.id,
-                                InboxEvent::Stored(Stored {
-                                    seq,
-                                    notification: n,
-                                }),
-                            );
-                        }
-                        None => {
-                            metrics::counter!("herald_duplicate_records_total").increment(1);
-                            tracing::debug!(id = %n.id, "duplicate record ignored");
-                        }
-                    }
-                }
-                // One counts event per watched recipient and batch (the
-                // badge), not one per notification.
-                for user in recipients.into_iter().filter(|u| sink.hub.is_watched(*u)) {
-                    match sink.store.counts(user).await {
-                        Ok(c) => sink.hub.publish(user, InboxEvent::Counts(c)),
-                        Err(e) => tracing::warn!(error = %e, user, "reading counts failed"),
-                    }
-                }
-                drop(turn);
+        match sink.delivery.store_and_publish(good, Path::Consumer).await {
+            Ok(new) => {
+                // Already stored: by early delivery, or delivered twice.
+                metrics::counter!("herald_duplicate_records_total").increment((size - new) as u64);
                 return true;
             }
-            Err(e) => {
-                drop(turn);
+            Err((e, batch)) => {
+                good = batch;
                 // Never skip a valid record: retry until the store is back.
-                tracing::error!(error = %e, size = good.len(), "store write failed, retrying");
+                tracing::error!(error = %e, size, "store write failed, retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return false,
                     _ = tokio::time::sleep(backoff) => {}

@@ -22,6 +22,7 @@ use app::model::{Category, Notification, ServiceError, User, DEFAULT_PRIORITY, P
 
 use crate::config::Config;
 use crate::error::StartError;
+use crate::store::Source;
 
 /// The Kafka record value. The first three fields are the Go tutorial's
 /// format; `id`, `created_at`, `category` and `priority` are Herald's
@@ -196,7 +197,7 @@ impl Producer {
                 "message.timeout.ms",
                 message_timeout.as_millis().to_string(),
             )
-            .set("linger.ms", "1")
+            .set("linger.ms", cfg.linger_ms.to_string())
             // Bounded in-flight queue: when it is full, sends fail at once.
             .set("queue.buffering.max.messages", "100000");
         let client: FutureProducer = config.create()?;
@@ -219,8 +220,9 @@ impl Producer {
             .clone()
     }
 
-    /// Produce `n` keyed by its recipient and wait for the acknowledgement.
-    pub async fn send(&self, n: &Notification) -> Result<(), ServiceError> {
+    /// Produce `n` keyed by its recipient and wait for the acknowledgement;
+    /// returns where the broker put it.
+    pub async fn send(&self, n: &Notification) -> Result<Source, ServiceError> {
         let payload = serde_json::to_vec(&Record::from_notification(n)).map_err(|e| {
             tracing::error!(error = %e, "could not encode record");
             ServiceError::Internal
@@ -244,7 +246,7 @@ impl Producer {
     /// acknowledgement. A full local queue fails at once; after a failure
     /// that may leave the client's producer state stale, the client is
     /// replaced (see the type's documentation).
-    async fn deliver<K, P>(&self, record: FutureRecord<'_, K, P>) -> Result<(), KafkaError>
+    async fn deliver<K, P>(&self, record: FutureRecord<'_, K, P>) -> Result<Source, KafkaError>
     where
         K: ToBytes + ?Sized + Sync,
         P: ToBytes + ?Sized + Sync,
@@ -252,7 +254,10 @@ impl Producer {
         let client = self.client();
         let delivery = client.send(record, Timeout::After(Duration::ZERO));
         match tokio::time::timeout(self.shared.timeout, delivery).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(d)) => Ok(Source {
+                partition: d.partition,
+                offset: d.offset,
+            }),
             Ok(Err((e, _))) => {
                 if needs_new_client(&e) {
                     self.rebuild();
@@ -299,7 +304,7 @@ impl Producer {
         if let Some(payload) = letter.payload {
             record = record.payload(payload);
         }
-        self.deliver(record).await
+        self.deliver(record).await.map(drop)
     }
 
     /// Swap in a fresh client, at most once per [`REBUILD_INTERVAL`].

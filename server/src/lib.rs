@@ -4,7 +4,9 @@
 //! acknowledged once the broker has it. A consumer group writes each record
 //! into SQLite exactly once and only then commits its offset; every stored
 //! notification is pushed to the recipient's open SSE streams. The Leptos UI
-//! and the REST API share one service layer.
+//! and the REST API share one service layer. Early delivery stores and
+//! pushes a send this instance produced right after the broker's
+//! acknowledgement; the consumer then finds it stored (see `delivery`).
 //!
 //! # Layout
 //! - `config`: clap configuration with environment fallbacks.
@@ -13,6 +15,8 @@
 //! - `error`: [`AppError`](error::AppError) (HTTP answers) and start-up errors.
 //! - `kafka`: client settings, topic creation, the producer, the record format.
 //! - `consumer`: the consumer group loop (Kafka → store → hub).
+//! - `delivery`: store-then-publish, shared by the consumer and early
+//!   delivery.
 //! - `store`: SQLite through sqlx, migrations in `migrations/`.
 //! - `hub`: in-process fan-out to SSE streams.
 //! - `telemetry`: Prometheus metrics (`/metrics`).
@@ -29,6 +33,7 @@
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod delivery;
 pub mod error;
 pub mod hub;
 pub mod kafka;
@@ -63,6 +68,7 @@ use app::service::SharedService;
 use app::ui::{shell, App};
 
 pub use config::Config;
+use delivery::{Delivery, Early, Ledger};
 use error::StartError;
 use hub::Hub;
 use kafka::Producer;
@@ -277,6 +283,14 @@ pub async fn start(
     let producer = Producer::new(&cfg)?;
     let users = store.users().await?;
     let hub = Hub::default();
+    let shutdown = CancellationToken::new();
+    let delivery = Delivery::new(store.clone(), hub.clone());
+    let ledger = Ledger::default();
+    let early = cfg.early_delivery.then(|| {
+        let (early, task) = Early::new(delivery.clone(), ledger.clone(), shutdown.clone());
+        tokio::spawn(task);
+        early
+    });
     let service = Service::new(
         users.clone(),
         store.clone(),
@@ -287,14 +301,14 @@ pub async fn start(
             burst: cfg.rate_limit_burst,
             per_second: cfg.rate_limit_per_sec,
         },
+        early,
     );
-    let shutdown = CancellationToken::new();
 
     telemetry::install();
-    let consumer = consumer::create(&cfg)?;
+    let consumer = consumer::create(&cfg, ledger.clone())?;
     let sink = consumer::Sink {
-        store: store.clone(),
-        hub,
+        delivery,
+        ledger,
         dlq: cfg.dlq_topic(),
         producer: producer.clone(),
         users: Arc::new(users.iter().map(|u| u.id).collect::<HashSet<_>>()),

@@ -22,6 +22,7 @@ use app::model::{
 use app::service::{NotificationService, Session};
 
 use crate::auth::Auth;
+use crate::delivery::Early;
 use crate::hub::{Hub, InboxEvent};
 use crate::kafka::Producer;
 use crate::store::Store;
@@ -55,6 +56,9 @@ struct Shared {
     auth: Auth,
     /// Keyed by sender id; `None` when rate limiting is off.
     limiter: Option<DefaultKeyedRateLimiter<i64>>,
+    /// Stores and pushes acknowledged sends before the consumer reads them
+    /// back; `None` when switched off.
+    early: Option<Early>,
 }
 
 /// An event for one SSE stream.
@@ -75,6 +79,7 @@ impl Service {
         hub: Hub,
         auth: Auth,
         rate: RateLimit,
+        early: Option<Early>,
     ) -> Self {
         let users = users.into_iter().map(|u| (u.id, u)).collect();
         let limiter = NonZeroU32::new(rate.burst).and_then(|burst| {
@@ -91,6 +96,7 @@ impl Service {
                 hub,
                 auth,
                 limiter,
+                early,
             }),
         }
     }
@@ -282,7 +288,9 @@ impl NotificationService for Service {
 
     /// Validate, rate-limit and produce a notification; returns once the
     /// broker acknowledged it (acks=all). Storing happens in the consumer
-    /// group. `from` defaults to the caller; naming someone else is 403.
+    /// group, and earlier through early delivery when it is on (see
+    /// `delivery.rs`). `from` defaults to the caller; naming someone else is
+    /// 403.
     async fn send(
         &self,
         who: Principal,
@@ -335,7 +343,10 @@ impl NotificationService for Service {
             "unavailable"
         };
         metrics::counter!("herald_sends_total", "outcome" => outcome).increment(1);
-        produced?;
+        let source = produced?;
+        if let Some(early) = &self.shared.early {
+            early.offer(&n, source);
+        }
         Ok(n)
     }
 

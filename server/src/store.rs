@@ -21,7 +21,7 @@ use app::model::{Category, Counts, ListFilter, Notification, User};
 use crate::error::StartError;
 
 /// Where in Kafka a stored notification came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Source {
     /// Partition of the record.
     pub partition: i32,
@@ -102,13 +102,6 @@ impl Store {
                 name: r.get("name"),
             })
             .collect())
-    }
-
-    /// Store `n` unless a notification with its id exists. Returns the new
-    /// row's `seq`, or `None` for a duplicate.
-    pub async fn insert(&self, n: &Notification, src: Source) -> Result<Option<i64>, sqlx::Error> {
-        let seqs = self.insert_batch(&[(n.clone(), src)]).await?;
-        Ok(seqs.into_iter().next().flatten())
     }
 
     /// Store every notification of `batch` atomically (one fsync), skipping

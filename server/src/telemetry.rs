@@ -2,8 +2,10 @@
 //!
 //! Series (all prefixed `herald_`): `sends_total{outcome}`, `produce_seconds`,
 //! `consumed_records_total`, `dead_letters_total{reason}`,
-//! `duplicate_records_total`, `store_write_seconds`, `store_batch_size`,
-//! `sse_connections`.
+//! `duplicate_records_total`, `store_write_seconds{path}`,
+//! `store_batch_size{path}`, `early_stored_total`,
+//! `early_skipped_total{reason}`, `consumer_lag{topic,partition}`,
+//! `sse_connections`, `sse_events_total{type}`, `sse_lagged_events_total`.
 
 use std::sync::OnceLock;
 
@@ -25,14 +27,22 @@ pub fn install() {
     });
 }
 
+/// The current metrics in the text exposition format (empty before
+/// [`install`]).
+pub fn text() -> String {
+    HANDLE
+        .get()
+        .and_then(Option::as_ref)
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
+}
+
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn render() -> impl IntoResponse {
-    let body = HANDLE
-        .get()
-        .and_then(Option::as_ref)
-        .map(PrometheusHandle::render)
-        .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text(),
+    )
 }

@@ -9,10 +9,11 @@ use std::collections::HashSet;
 use app::model::Principal;
 use futures::StreamExt;
 use herald::auth::Auth;
+use herald::delivery::{Delivery, Path};
 use herald::hub::{Hub, InboxEvent, CHANNEL_CAPACITY};
 use herald::kafka::Producer;
 use herald::service::{RateLimit, Service, StreamEvent};
-use herald::store::{Source, Store, Stored};
+use herald::store::{Source, Store};
 use herald::Config;
 
 #[tokio::test]
@@ -36,7 +37,9 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
         hub.clone(),
         Auth::new(&cfg),
         rate,
+        None,
     );
+    let delivery = Delivery::new(store.clone(), hub.clone());
 
     let stream = service
         .subscribe(Principal::User(1), 1, None)
@@ -47,24 +50,15 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
     let total = CHANNEL_CAPACITY * 3;
     for i in 0..total {
         let n = common::notification(&format!("lag-{i}"), &format!("lag {i}"));
-        let seq = store
-            .insert(
-                &n,
-                Source {
-                    partition: 0,
-                    offset: i as i64,
-                },
-            )
+        let source = Source {
+            partition: 0,
+            offset: i as i64,
+        };
+        let new = delivery
+            .store_and_publish(vec![(n, source)], Path::Consumer)
             .await
-            .unwrap()
-            .unwrap();
-        hub.publish(
-            1,
-            InboxEvent::Stored(Stored {
-                seq,
-                notification: n,
-            }),
-        );
+            .unwrap_or_else(|(e, _)| panic!("store: {e}"));
+        assert_eq!(new, 1);
     }
     let got: Vec<String> = stream
         .filter_map(|e| async move {

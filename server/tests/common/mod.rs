@@ -118,6 +118,31 @@ pub async fn wait_for_count(
     }
 }
 
+/// A counter's value in a Prometheus text exposition (0 when absent).
+pub fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Poll `/metrics` until the counter `name` reaches `at_least`; returns the
+/// exposition that showed it.
+pub async fn wait_for_counter(h: &Herald, name: &str, at_least: f64, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = get(&h.url("/metrics")).await;
+        if counter(&body, name) >= at_least {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed below {at_least}:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// One parsed Server-Sent Event.
 #[derive(Debug, Clone, Default)]
 pub struct SseEvent {
