@@ -7,8 +7,9 @@
 //! only when `fetch.wait.max.ms` runs out (see `docs/bench/README.md`): most
 //! of the send-to-event time was spent waiting for that. So the instance that
 //! produced a notification also stores and publishes it right after the
-//! acknowledgement, when its own consumer owns the record's partition (the
-//! store that consumer writes to is then this one). The consumer still
+//! acknowledgement, when someone here watches the recipient's inbox and its
+//! own consumer owns the record's partition (the store that consumer writes
+//! to is then this one). The consumer still
 //! stores every record it reads: the write is idempotent on the notification
 //! id, so it finds these already there and publishes nothing twice; and it
 //! remains the only path for records from other producers and for anything
@@ -191,6 +192,7 @@ const EARLY_QUEUE: usize = 10_000;
 pub struct Early {
     tx: mpsc::Sender<(Notification, Source)>,
     ledger: Ledger,
+    hub: Hub,
 }
 
 impl Early {
@@ -202,15 +204,25 @@ impl Early {
         shutdown: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()>) {
         let (tx, rx) = mpsc::channel(EARLY_QUEUE);
+        let hub = delivery.hub.clone();
         let task = run(rx, delivery, ledger.clone(), shutdown);
-        (Self { tx, ledger }, task)
+        (Self { tx, ledger, hub }, task)
     }
 
     /// Hand over a notification the broker acknowledged at `source`. Never
-    /// waits: when the partition is not ours or the queue is full, the
-    /// consumer will store it.
+    /// waits: when nobody here is watching the recipient's inbox, the
+    /// partition is not ours or the queue is full, the consumer will store
+    /// it.
+    ///
+    /// Why only watched recipients: early delivery buys latency for someone
+    /// waiting on a stream, and costs a second, smaller write (more
+    /// transactions and fsyncs than the consumer's large batches; measured
+    /// in `docs/bench/README.md`). For a recipient with no open stream the
+    /// consumer's batch is the cheaper way to the same result.
     pub fn offer(&self, notification: &Notification, source: Source) {
-        let outcome = if !self.ledger.owns(source.partition) {
+        let outcome = if !self.hub.is_watched(notification.to.id) {
+            "unwatched"
+        } else if !self.ledger.owns(source.partition) {
             "not_owned"
         } else if self.tx.try_send((notification.clone(), source)).is_err() {
             "queue_full"

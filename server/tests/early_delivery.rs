@@ -12,6 +12,9 @@ use common::*;
 
 const SENDS: usize = 30;
 
+/// Sends early delivery left to the consumer because nobody watched.
+const UNWATCHED: &str = r#"herald_early_skipped_total{reason="unwatched"}"#;
+
 async fn send(h: &Herald, to: i64, message: &str) {
     let res = client()
         .post(h.url("/send"))
@@ -41,6 +44,7 @@ async fn sends_are_stored_and_streamed_once(early: bool) {
     let dir = tempfile::tempdir().unwrap();
     let consumed_before = metric("herald_consumed_records_total");
     let early_before = metric("herald_early_stored_total");
+    let unwatched_before = metric(UNWATCHED);
     let mut cfg = config(dir.path(), &shared_brokers());
     cfg.early_delivery = early;
     let h = start_assigned(cfg).await;
@@ -113,6 +117,8 @@ async fn a_restart_between_early_delivery_and_the_commit_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &shared_brokers());
     let h = start_assigned(cfg).await;
+    // Early delivery only writes for recipients someone is watching.
+    let watching = SseClient::connect(&h.url("/api/users/1/events"), None).await;
     for i in 0..SENDS {
         send(&h, 1, &format!("restart {i}")).await;
     }
@@ -122,6 +128,7 @@ async fn a_restart_between_early_delivery_and_the_commit_duplicates_nothing() {
             .len(),
         SENDS
     );
+    drop(watching);
     let cfg = h.shutdown().await;
 
     let h = Herald::start(cfg).await;
