@@ -43,20 +43,10 @@ mod ctx {
     /// API would give (server functions answer 500 for every error
     /// otherwise).
     pub fn fail(e: ServiceError) -> ServerFnError {
-        use http::StatusCode;
-        let status = match &e {
-            ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ServiceError::UserNotFound | ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
         if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-            res.set_status(status);
-            if let ServiceError::RateLimited { retry_after_secs } = &e {
-                res.insert_header(http::header::RETRY_AFTER, (*retry_after_secs).into());
+            res.set_status(e.status());
+            if let Some(secs) = e.retry_after_secs() {
+                res.insert_header(http::header::RETRY_AFTER, secs.into());
             }
         }
         ServerFnError::new(e.to_string())

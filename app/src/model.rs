@@ -259,6 +259,35 @@ pub enum ServiceError {
     Internal,
 }
 
+#[cfg(feature = "ssr")]
+impl ServiceError {
+    /// The HTTP status this error answers with: the one mapping, used by
+    /// the REST handlers and the server functions alike.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::UserNotFound | ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Seconds a client should wait before trying again (`Retry-After`),
+    /// for the errors that go away by themselves.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ServiceError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            // Sends recover by themselves once the broker is back.
+            ServiceError::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
 /// Human wording of the time between `then` and `now` ("just now", "5 min ago").
 pub fn relative_time(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - then).num_seconds().max(0);

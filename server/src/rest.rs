@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use app::model::{
-    Category, Counts, ListFilter, Notification, Principal, User, DEFAULT_PAGE, DEFAULT_PRIORITY,
+    Category, Counts, ListFilter, Notification, Principal, ServiceError, User, DEFAULT_PAGE,
+    DEFAULT_PRIORITY,
 };
 use app::service::NotificationService as _;
 
@@ -52,13 +53,13 @@ pub struct ApiPath<T>(pub T);
 pub fn parse_id(field: &str, raw: Option<&str>) -> Result<i64, AppError> {
     let raw = raw.map(str::trim).unwrap_or_default();
     if raw.is_empty() {
-        return Err(AppError::BadRequest(format!(
+        return Err(AppError::bad_request(format!(
             "missing {field}: expected a positive integer user id"
         )));
     }
     match raw.parse::<i64>() {
         Ok(id) => positive_id(field, id),
-        Err(_) => Err(AppError::BadRequest(format!(
+        Err(_) => Err(AppError::bad_request(format!(
             "invalid {field} {raw:?}: expected a positive integer user id"
         ))),
     }
@@ -69,7 +70,7 @@ pub fn positive_id(field: &str, id: i64) -> Result<i64, AppError> {
     if id > 0 {
         Ok(id)
     } else {
-        Err(AppError::BadRequest(format!(
+        Err(AppError::bad_request(format!(
             "invalid {field} {id}: expected a positive integer user id"
         )))
     }
@@ -127,13 +128,13 @@ impl SendFields {
             .map_err(|e| AppError::from_body("unreadable body", e.status(), e.body_text()))?;
         if content_type.starts_with("application/json") {
             let object: serde_json::Map<String, Value> = serde_json::from_slice(&body)
-                .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
+                .map_err(|e| AppError::bad_request(format!("invalid JSON body: {e}")))?;
             for (name, value) in object {
                 let text = match value {
                     Value::String(s) => s,
                     Value::Number(n) => n.to_string(),
                     other => {
-                        return Err(AppError::BadRequest(format!(
+                        return Err(AppError::bad_request(format!(
                             "invalid {name}: expected a string or a number, got {other}"
                         )))
                     }
@@ -142,7 +143,7 @@ impl SendFields {
             }
         } else {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-                .map_err(|e| AppError::BadRequest(format!("invalid form body: {e}")))?;
+                .map_err(|e| AppError::bad_request(format!("invalid form body: {e}")))?;
             for (name, value) in pairs {
                 fields.set(&name, value);
             }
@@ -360,7 +361,7 @@ pub async fn session(
     Caller(who): Caller,
 ) -> Result<Json<SessionBody>, AppError> {
     let Principal::User(id) = who else {
-        return Err(AppError::Unauthorized("not signed in".into()));
+        return Err(ServiceError::Unauthorized("not signed in".into()).into());
     };
     Ok(Json(SessionBody {
         user: service.user(id)?,
@@ -381,7 +382,7 @@ pub async fn sign_out(State(service): State<Service>) -> Result<Response, AppErr
 fn set_cookie(res: &mut Response, value: &str) -> Result<(), AppError> {
     let value = HeaderValue::from_str(value).map_err(|e| {
         tracing::error!(error = %e, "cookie header");
-        AppError::Internal
+        AppError::from(ServiceError::Internal)
     })?;
     res.headers_mut().append(header::SET_COOKIE, value);
     Ok(())
@@ -643,5 +644,5 @@ pub async fn method_not_allowed() -> AppError {
 
 /// Any other `/api/…` path: JSON 404 instead of the HTML page.
 pub async fn api_not_found() -> AppError {
-    AppError::NotFound("no such API route".into())
+    ServiceError::NotFound("no such API route".into()).into()
 }
