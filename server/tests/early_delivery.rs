@@ -92,10 +92,15 @@ async fn sends_are_stored_and_streamed_once(early: bool) {
     let early_stored = counter(&metrics, "herald_early_stored_total") - early_before;
     if early {
         // Under no load the acknowledgement comes long before the consumer's
-        // fetch: early delivery is what stored them.
+        // fetch: early delivery is what stored them. Not the warm-up to
+        // user 3, whom nobody watched.
         assert!(
             early_stored > 0.0,
             "early delivery stored nothing:\n{metrics}"
+        );
+        assert!(
+            counter(&metrics, UNWATCHED) > unwatched_before,
+            "the unwatched warm-up went early:\n{metrics}"
         );
     } else {
         assert_eq!(early_stored, 0.0, "early delivery is off:\n{metrics}");
