@@ -372,27 +372,18 @@ impl NotificationService for Service {
                 "invalid min_priority {p}: expected 1 to 5"
             )));
         }
-        let before_seq = match before {
-            None => None,
-            Some(id) => Some(
-                self.shared
-                    .store
-                    .seq_of(user_id, id)
-                    .await
-                    .map_err(store_error)?
-                    .ok_or_else(|| {
-                        ServiceError::Invalid(format!(
-                            "invalid cursor {id:?}: pass the next_cursor of a previous page"
-                        ))
-                    })?,
-            ),
-        };
         let (page, counts, newest) = self
             .shared
             .store
-            .snapshot(user_id, filter, before_seq, limit)
+            .snapshot(user_id, filter, before, limit)
             .await
-            .map_err(store_error)?;
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                ServiceError::Invalid(format!(
+                    "invalid cursor {:?}: pass the next_cursor of a previous page",
+                    before.unwrap_or_default()
+                ))
+            })?;
         let next_cursor = if page.more {
             page.rows.last().map(|s| s.notification.id.clone())
         } else {

@@ -148,16 +148,34 @@ impl Store {
         page_on(&mut conn, user_id, filter, before_seq, limit).await
     }
 
-    /// A page, the counts and the newest id, all read in one transaction so
-    /// they agree with each other.
+    /// A page (older than the notification `before`, when given), the
+    /// counts and the newest id, all read in one transaction so they agree
+    /// with each other. `None` when `before` is not one of `user_id`'s
+    /// notifications.
     pub async fn snapshot(
         &self,
         user_id: i64,
         filter: &ListFilter,
-        before_seq: Option<i64>,
+        before: Option<&str>,
         limit: u32,
-    ) -> Result<(StoredPage, Counts, Option<String>), sqlx::Error> {
+    ) -> Result<Option<(StoredPage, Counts, Option<String>)>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        let before_seq = match before {
+            None => None,
+            Some(id) => {
+                let seq = sqlx::query_scalar(
+                    "SELECT seq FROM notifications WHERE recipient_id = ? AND id = ?",
+                )
+                .bind(user_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match seq {
+                    Some(seq) => Some(seq),
+                    None => return Ok(None),
+                }
+            }
+        };
         let page = page_on(&mut tx, user_id, filter, before_seq, limit).await?;
         let counts = counts_on(&mut tx, user_id).await?;
         let newest = sqlx::query_scalar(
@@ -167,7 +185,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((page, counts, newest))
+        Ok(Some((page, counts, newest)))
     }
 
     /// Unread and total of `user_id`'s inbox.
@@ -303,15 +321,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(decode).collect()
-    }
-
-    /// `seq` of notification `id` if it belongs to `user_id`.
-    pub async fn seq_of(&self, user_id: i64, id: &str) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT seq FROM notifications WHERE recipient_id = ? AND id = ?")
-            .bind(user_id)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
     }
 
     /// Where a new stream of `user_id` starts, in one query (a burst of
