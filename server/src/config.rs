@@ -48,7 +48,7 @@ pub struct Config {
     /// How long the producer gathers records into one produce request
     /// (`linger.ms`). Longer means fewer, larger requests for the broker and
     /// a longer wait for each send's acknowledgement.
-    #[arg(long, env = "HERALD_LINGER_MS", default_value_t = 1.0)]
+    #[arg(long, env = "HERALD_LINGER_MS", default_value_t = 2.0)]
     pub linger_ms: f64,
 
     /// Store and push a notification as soon as the broker acknowledged it,
