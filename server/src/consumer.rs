@@ -9,6 +9,10 @@
 //! Records are handled in batches: whatever is already waiting (up to
 //! [`BATCH_MAX`]) is written in one SQLite transaction, one fsync for many
 //! notifications, without weakening the rule above.
+//!
+//! Records that early delivery already stored and committed (see
+//! `delivery`) are not written again: the [`Ledger`] says so, and only their
+//! offsets are stored.
 
 use std::collections::HashSet;
 use std::sync::Arc;
