@@ -52,8 +52,8 @@ pub struct Config {
     pub linger_ms: f64,
 
     /// Store and push a notification as soon as the broker acknowledged it,
-    /// from the instance that produced it, when that instance's consumer
-    /// owns its partition. The consumer group still stores every record
+    /// from the instance that produced it, when someone there watches the
+    /// recipient's inbox and that instance's consumer owns its partition. The consumer group still stores every record
     /// (idempotently); `false` leaves storing to it alone.
     #[arg(long, env = "HERALD_EARLY_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
     pub early_delivery: bool,

@@ -9,13 +9,14 @@
 //! produced a notification also stores and publishes it right after the
 //! acknowledgement, when someone here watches the recipient's inbox and its
 //! own consumer owns the record's partition (the store that consumer writes
-//! to is then this one). The consumer still
-//! stores every record it reads: the write is idempotent on the notification
-//! id, so it finds these already there and publishes nothing twice; and it
-//! remains the only path for records from other producers and for anything
-//! early delivery skipped (queue full, store error, crash in between).
-//! Nothing is committed to Kafka by this path: offsets move only when the
-//! consumer has stored a record.
+//! to is then this one). The consumer still reads every record: it skips
+//! the positions the [`Ledger`] says early delivery committed, finds any
+//! other one already stored (the write is idempotent on the notification
+//! id), and publishes nothing twice. It remains the only path for records
+//! from other producers and for anything early delivery skipped (nobody
+//! watching, queue full, store error, crash in between). Nothing is
+//! committed to Kafka by this path: offsets move only when the consumer has
+//! read a record and it is stored.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
