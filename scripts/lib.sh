@@ -86,3 +86,46 @@ start_broker() {
   fi
   say "tansu broker on 127.0.0.1:$port (pid $BROKER_PID, data in $dir)"
 }
+
+ensure_postgres() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    say "installing PostgreSQL from Debian (first time only, ~1 min)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+  fi
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  export PGBIN
+}
+
+# pg_as_owner CMD...: run a PostgreSQL tool as the data directory's owner
+# (PostgreSQL refuses to run as root; as root, use the `postgres` account).
+pg_as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres PORT DIR: a private PostgreSQL server for this run (data in
+# DIR/data, socket in DIR, listening on 127.0.0.1:PORT only, trust auth for
+# the user `herald`); sets PG_DIR. Stop it with stop_postgres.
+start_postgres() {
+  local port=$1 dir=$2
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then
+    # Every parent must be searchable by `postgres` (mktemp makes 0700).
+    local d=$dir
+    while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+    chown postgres "$dir"
+  fi
+  if [ ! -s "$dir/data/PG_VERSION" ]; then
+    pg_as_owner "$PGBIN/initdb" -D "$dir/data" -A trust -U herald >/dev/null
+  fi
+  pg_as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 start \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${PG_FSYNC:-on}" >/dev/null
+  PG_DIR=$dir
+  say "PostgreSQL on 127.0.0.1:$port (data in $dir/data)"
+}
+
+stop_postgres() {
+  [ -n "${PG_DIR:-}" ] || return 0
+  pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  PG_DIR=
+}

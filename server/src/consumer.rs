@@ -1,4 +1,4 @@
-//! The consumer group: Kafka → store → hub.
+//! The consumer group: Kafka → store → event bus.
 //!
 //! The rule that makes Herald lose nothing: a record's offset is stored for
 //! commit only after its notification is durably written, or after the
@@ -7,7 +7,7 @@
 //! a crash or a rebalance is not stored twice.
 //!
 //! Records are handled in batches: whatever is already waiting (up to
-//! [`BATCH_MAX`]) is written in one SQLite transaction, one fsync for many
+//! [`BATCH_MAX`]) is written in one transaction, one fsync for many
 //! notifications, without weakening the rule above.
 //!
 //! Records that early delivery already stored and committed (see
@@ -34,9 +34,10 @@ use tracing::Instrument;
 use app::model::{Notification, MAX_MESSAGE_CHARS};
 
 use crate::config::Config;
-use crate::delivery::{Delivery, Ledger, Path};
+use crate::delivery::Ledger;
 use crate::kafka::{base_config, DeadLetter, Producer, Record};
 use crate::store::Source;
+use crate::writer::{Origin, Writer};
 
 /// Bound on committing and leaving the group at shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,8 +120,8 @@ pub fn create(cfg: &Config, ledger: Ledger) -> Result<GroupConsumer, KafkaError>
 
 /// What the consumer writes to and announces on.
 pub struct Sink {
-    /// Store, then hub.
-    pub delivery: Delivery,
+    /// Store, then bus.
+    pub writer: Writer,
     /// Records early delivery already stored.
     pub ledger: Ledger,
     /// Ids of known users; records for anyone else are dead letters.
@@ -294,7 +295,7 @@ async fn handle_batch(
     let size = good.len();
     let mut backoff = Duration::from_millis(100);
     loop {
-        match sink.delivery.store_and_publish(good, Path::Consumer).await {
+        match sink.writer.insert(good, Origin::Consumer).await {
             Ok(new) => {
                 // Already stored: by early delivery, or delivered twice.
                 metrics::counter!("herald_duplicate_records_total").increment((size - new) as u64);

@@ -1,16 +1,21 @@
-//! Storing new notifications and announcing them: the one write path shared
-//! by the consumer group and early delivery.
+//! Early delivery: storing and announcing a send right after the broker
+//! acknowledged it, before the consumer group reads it back.
 //!
-//! **Early delivery.** A notification Herald produced is durable once the
-//! broker acknowledged it (acks=all). The consumer group will store it, but
-//! only after the broker hands it out again, and tansu 0.6 answers a fetch
-//! only when `fetch.wait.max.ms` runs out (see `docs/bench/README.md`): most
-//! of the send-to-event time was spent waiting for that. So the instance that
-//! produced a notification also stores and publishes it right after the
-//! acknowledgement, when someone here watches the recipient's inbox and its
-//! own consumer owns the record's partition (the store that consumer writes
-//! to is then this one). The consumer still reads every record: it skips
-//! the positions the [`Ledger`] says early delivery committed, finds any
+//! A notification Herald produced is durable once the broker acknowledged
+//! it (acks=all). The consumer group will store it, but only after the
+//! broker hands it out again, and tansu 0.6 answers a fetch only when
+//! `fetch.wait.max.ms` runs out (see `docs/bench/README.md`): most of the
+//! send-to-event time was spent waiting for that. So the instance that
+//! produced a notification also writes it (through the same [`Writer`])
+//! right after the acknowledgement:
+//! - with SQLite, when someone here watches the recipient's inbox and this
+//!   instance's consumer owns the record's partition (the store that
+//!   consumer writes to is then this one);
+//! - with PostgreSQL, always: the watcher may be on any instance, and every
+//!   instance writes to the one shared store.
+//!
+//! The consumer still reads every record: it skips the positions the
+//! [`Ledger`] says early delivery stored on a partition it owns, finds any
 //! other one already stored (the write is idempotent on the notification
 //! id), and publishes nothing twice. It remains the only path for records
 //! from other producers and for anything early delivery skipped (nobody
@@ -20,7 +25,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,85 +32,9 @@ use tokio_util::sync::CancellationToken;
 use app::model::Notification;
 
 use crate::consumer::BATCH_MAX;
-use crate::hub::{Hub, InboxEvent};
-use crate::store::{Source, Store, Stored};
-
-/// The store and the hub: what a new notification is written to, then
-/// announced on.
-#[derive(Clone)]
-pub struct Delivery {
-    store: Store,
-    hub: Hub,
-}
-
-/// Which path wrote a batch (a label on the store metrics).
-#[derive(Clone, Copy, Debug)]
-pub enum Path {
-    /// The consumer group.
-    Consumer,
-    /// Early delivery after the producer's acknowledgement.
-    Early,
-}
-
-impl Path {
-    fn label(self) -> &'static str {
-        match self {
-            Path::Consumer => "consumer",
-            Path::Early => "early",
-        }
-    }
-}
-
-impl Delivery {
-    /// Write to `store`, announce on `hub`.
-    pub fn new(store: Store, hub: Hub) -> Self {
-        Self { store, hub }
-    }
-
-    /// Store `batch` in one transaction and publish the notifications that
-    /// were new, then one `counts` event per watched recipient. Returns how
-    /// many were new; the others were already stored. A failed write
-    /// hands the batch back with the error, for a retry.
-    pub async fn store_and_publish(
-        &self,
-        batch: Vec<(Notification, Source)>,
-        path: Path,
-    ) -> Result<usize, (sqlx::Error, Vec<(Notification, Source)>)> {
-        let started = Instant::now();
-        // Hold the write turn until the events are out, so a read-state
-        // change cannot overtake these notifications on their way to streams.
-        let _turn = self.store.write_turn().await;
-        let seqs = match self.store.insert_batch(&batch).await {
-            Ok(seqs) => seqs,
-            Err(e) => return Err((e, batch)),
-        };
-        metrics::histogram!("herald_store_write_seconds", "path" => path.label())
-            .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("herald_store_batch_size", "path" => path.label())
-            .record(batch.len() as f64);
-        let mut recipients = BTreeSet::new();
-        let mut new = 0;
-        for ((notification, _), seq) in batch.into_iter().zip(seqs) {
-            if let Some(seq) = seq {
-                new += 1;
-                recipients.insert(notification.to.id);
-                self.hub.publish(
-                    notification.to.id,
-                    InboxEvent::Stored(Stored { seq, notification }),
-                );
-            }
-        }
-        // One counts event per watched recipient and batch (the badge), not
-        // one per notification.
-        for user in recipients.into_iter().filter(|u| self.hub.is_watched(*u)) {
-            match self.store.counts(user).await {
-                Ok(c) => self.hub.publish(user, InboxEvent::Counts(c)),
-                Err(e) => tracing::warn!(error = %e, user, "reading counts failed"),
-            }
-        }
-        Ok(new)
-    }
-}
+use crate::hub::Hub;
+use crate::store::Source;
+use crate::writer::{Origin, Writer};
 
 /// What early delivery may write and what it wrote, shared with the
 /// consumer: the partitions this instance's consumer owns right now (kept
@@ -153,8 +81,13 @@ impl Ledger {
             .contains(&partition)
     }
 
-    /// Early delivery committed the records at `sources`.
+    /// Early delivery stored the records at `sources` (those on partitions
+    /// this instance does not consume are not remembered).
     fn stored(&self, sources: impl IntoIterator<Item = Source>) {
+        let sources: Vec<Source> = sources
+            .into_iter()
+            .filter(|s| self.owns(s.partition))
+            .collect();
         let mut stored = self.0.stored.lock().unwrap_or_else(|e| e.into_inner());
         let mut len: usize = stored.values().map(BTreeSet::len).sum();
         for source in sources {
@@ -194,26 +127,36 @@ pub struct Early {
     tx: mpsc::Sender<(Notification, Source)>,
     ledger: Ledger,
     hub: Hub,
+    /// The store is shared by several instances: write every send, watched
+    /// here or not, on a partition of ours or not.
+    shared: bool,
 }
 
 impl Early {
     /// Early delivery for the partitions `ledger` says are ours; run the
     /// returned task.
     pub fn new(
-        delivery: Delivery,
+        writer: Writer,
+        hub: Hub,
         ledger: Ledger,
         shutdown: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()>) {
         let (tx, rx) = mpsc::channel(EARLY_QUEUE);
-        let hub = delivery.hub.clone();
-        let task = run(rx, delivery, ledger.clone(), shutdown);
-        (Self { tx, ledger, hub }, task)
+        let shared = writer.store().is_shared();
+        let task = run(rx, writer, ledger.clone(), shutdown);
+        let early = Self {
+            tx,
+            ledger,
+            hub,
+            shared,
+        };
+        (early, task)
     }
 
     /// Hand over a notification the broker acknowledged at `source`. Never
-    /// waits: when nobody here is watching the recipient's inbox, the
-    /// partition is not ours or the queue is full, the consumer will store
-    /// it.
+    /// waits: when the queue is full (or, with SQLite, nobody here is
+    /// watching the recipient's inbox or the partition is not ours), the
+    /// consumer will store it.
     ///
     /// Why only watched recipients: early delivery buys latency for someone
     /// waiting on a stream, and costs a second, smaller write (more
@@ -221,9 +164,9 @@ impl Early {
     /// in `docs/bench/README.md`). For a recipient with no open stream the
     /// consumer's batch is the cheaper way to the same result.
     pub fn offer(&self, notification: &Notification, source: Source) {
-        let outcome = if !self.hub.is_watched(notification.to.id) {
+        let outcome = if !self.shared && !self.hub.is_watched(notification.to.id) {
             "unwatched"
-        } else if !self.ledger.owns(source.partition) {
+        } else if !self.shared && !self.ledger.owns(source.partition) {
             "not_owned"
         } else if self.tx.try_send((notification.clone(), source)).is_err() {
             "queue_full"
@@ -238,7 +181,7 @@ impl Early {
 /// waiting. A failed write is not retried: the consumer stores those.
 async fn run(
     mut rx: mpsc::Receiver<(Notification, Source)>,
-    delivery: Delivery,
+    writer: Writer,
     ledger: Ledger,
     shutdown: CancellationToken,
 ) {
@@ -253,8 +196,8 @@ async fn run(
         }
         let size = batch.len();
         let sources: Vec<Source> = batch.iter().map(|(_, s)| *s).collect();
-        match delivery
-            .store_and_publish(std::mem::take(&mut batch), Path::Early)
+        match writer
+            .insert(std::mem::take(&mut batch), Origin::Early)
             .await
         {
             Ok(new) => {

@@ -92,7 +92,11 @@ pub enum StartError {
     /// The broker did not answer in time at start.
     #[error("kafka: {0}")]
     Broker(String),
-    /// Opening the SQLite store failed.
+    /// A setting Herald cannot use (e.g. a `DATABASE_URL` of an unknown
+    /// kind).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Opening the store failed.
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
     /// A migration failed.

@@ -4,8 +4,8 @@
 //! Publishing never waits: a stream that falls more than the channel
 //! capacity behind gets `Lagged` and catches up from the store, so a slow
 //! client can neither block the consumer nor silently lose notifications.
-//! Events are published while the store's write turn is held, so every
-//! stream sees them in commit order.
+//! Events arrive in commit order: from the writer holding the store's write
+//! turn (SQLite), or from the PostgreSQL listener (see `bus`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,10 @@ pub enum InboxEvent {
     State(StateEvent),
     /// The inbox's counts after a batch of new notifications.
     Counts(Counts),
+    /// Events may have been missed (the cross-instance bus reconnected, or
+    /// a change too large to announce): catch up from the store, as a
+    /// stream that lagged does.
+    Resync,
 }
 
 /// Cheap to clone; all clones share the channels.
@@ -54,6 +58,14 @@ impl Hub {
         channels
             .get(&user_id)
             .is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// Tell every open stream to catch up from the store.
+    pub fn resync_all(&self) {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        for tx in channels.values() {
+            let _ = tx.send(Arc::new(InboxEvent::Resync));
+        }
     }
 
     /// Hand an event to `user_id`'s open streams.

@@ -1,12 +1,18 @@
-//! Herald: real-time notifications — Kafka in, SQLite kept, SSE out.
+//! Herald: real-time notifications — Kafka in, SQLite or PostgreSQL kept,
+//! SSE out.
 //!
 //! A request to send is validated, produced to Kafka (key = recipient id) and
 //! acknowledged once the broker has it. A consumer group writes each record
-//! into SQLite exactly once and only then commits its offset; every stored
+//! into the store exactly once and only then commits its offset; every stored
 //! notification is pushed to the recipient's open SSE streams. The Leptos UI
 //! and the REST API share one service layer. Early delivery stores and
 //! pushes a send this instance produced right after the broker's
 //! acknowledgement; the consumer then finds it stored (see `delivery`).
+//!
+//! One instance runs on a SQLite file with events in process. Several
+//! instances share one PostgreSQL database: the consumer group splits the
+//! partitions between them, every change is announced to all of them with
+//! `LISTEN/NOTIFY` (see `bus`), and the rate limit lives in the database.
 //!
 //! # Layout
 //! - `config`: clap configuration with environment fallbacks.
@@ -14,11 +20,15 @@
 //!   cookie (the rules that use them are in `service`).
 //! - `error`: [`AppError`](error::AppError) (HTTP answers) and start-up errors.
 //! - `kafka`: client settings, topic creation, the producer, the record format.
-//! - `consumer`: the consumer group loop (Kafka → store → hub).
-//! - `delivery`: store-then-publish, shared by the consumer and early
-//!   delivery.
-//! - `store`: SQLite through sqlx, migrations in `migrations/`.
-//! - `hub`: in-process fan-out to SSE streams.
+//! - `consumer`: the consumer group loop (Kafka → writer).
+//! - `delivery`: early delivery and the ledger it shares with the consumer.
+//! - `writer`: the one owner of "write, then publish in commit order",
+//!   used by the consumer, early delivery and every inbox state change.
+//! - `store`: SQLite or PostgreSQL through sqlx (one set of queries),
+//!   migrations in `migrations/{sqlite,postgres}`.
+//! - `bus`: the event bus trait; in process, or PostgreSQL `LISTEN/NOTIFY`.
+//! - `hub`: in-process fan-out to this instance's SSE streams.
+//! - `stream`: one SSE stream's state: replay, live, catch-up.
 //! - `telemetry`: Prometheus metrics (`/metrics`).
 //! - `service`: access rules, send (validated, rate-limited), inbox pages,
 //!   read state, subscribe — used by REST, SSE and the UI alike.
@@ -31,6 +41,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod delivery;
@@ -41,7 +52,11 @@ pub mod rest;
 pub mod service;
 pub mod sse;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod test_support;
+pub mod writer;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -67,13 +82,15 @@ use utoipa_axum::routes;
 use app::service::SharedService;
 use app::ui::{shell, App};
 
+use bus::{EventBus, LocalBus, PostgresBus};
 pub use config::Config;
-use delivery::{Delivery, Early, Ledger};
+use delivery::{Early, Ledger};
 use error::StartError;
 use hub::Hub;
 use kafka::Producer;
 use service::{RateLimit, Service};
 use store::Store;
+use writer::Writer;
 
 /// State shared by all handlers; cheap to clone.
 #[derive(Clone)]
@@ -284,16 +301,35 @@ pub async fn start(
     let users = store.users().await?;
     let hub = Hub::default();
     let shutdown = CancellationToken::new();
-    let delivery = Delivery::new(store.clone(), hub.clone());
+    // Events in process with SQLite; through PostgreSQL's LISTEN/NOTIFY when
+    // the store is shared, so every instance's streams hear every change.
+    let bus: Arc<dyn EventBus> = if store.is_shared() {
+        let listen = bus::listen(
+            cfg.database_url.clone(),
+            store.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(listen);
+        Arc::new(PostgresBus)
+    } else {
+        Arc::new(LocalBus(hub.clone()))
+    };
+    let writer = Writer::new(store.clone(), bus);
     let ledger = Ledger::default();
     let early = cfg.early_delivery.then(|| {
-        let (early, task) = Early::new(delivery.clone(), ledger.clone(), shutdown.clone());
+        let (early, task) = Early::new(
+            writer.clone(),
+            hub.clone(),
+            ledger.clone(),
+            shutdown.clone(),
+        );
         tokio::spawn(task);
         early
     });
     let service = Service::new(
         users.clone(),
-        store.clone(),
+        writer.clone(),
         producer.clone(),
         hub.clone(),
         auth::Auth::new(&cfg),
@@ -307,7 +343,7 @@ pub async fn start(
     telemetry::install();
     let consumer = consumer::create(&cfg, ledger.clone())?;
     let sink = consumer::Sink {
-        delivery,
+        writer,
         ledger,
         dlq: cfg.dlq_topic(),
         producer: producer.clone(),
@@ -325,7 +361,7 @@ pub async fn start(
         loop {
             tokio::select! {
                 _ = prune_stop.cancelled() => break,
-                _ = every.tick() => pruning.prune_rate_limits(),
+                _ = every.tick() => pruning.prune_rate_limits().await,
             }
         }
     });

@@ -3,7 +3,7 @@
 //! REST handlers, SSE and the Leptos server functions all call this; no
 //! other module validates a send, applies an access rule or reads an inbox.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,26 +12,24 @@ use chrono::Utc;
 use futures::Stream;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::broadcast::{error::RecvError, error::TryRecvError, Receiver};
 use uuid::Uuid;
 
 use app::model::{
-    Category, Change, Counts, InboxView, ListFilter, Notification, Page, Principal, ServiceError,
-    StateEvent, User, DEFAULT_PAGE, MAX_MESSAGE_CHARS, MAX_PAGE, PRIORITY_RANGE,
+    Category, Counts, InboxView, ListFilter, Notification, Page, Principal, ServiceError, User,
+    DEFAULT_PAGE, MAX_MESSAGE_CHARS, MAX_PAGE, PRIORITY_RANGE,
 };
 use app::service::{NotificationService, Session};
 
 use crate::auth::Auth;
 use crate::delivery::Early;
-use crate::hub::{Hub, InboxEvent};
+use crate::hub::Hub;
 use crate::kafka::Producer;
 use crate::store::Store;
+use crate::stream::{self, StreamEvent};
+use crate::writer::Writer;
 
 /// Notifications returned by the seed list route, newest first.
 pub const SEED_LIST_LIMIT: u32 = 100;
-
-/// Rows read per page while replaying missed events to a stream.
-const REPLAY_PAGE: i64 = 200;
 
 /// Per-sender rate limit: a burst, then a steady rate.
 #[derive(Clone, Copy, Debug)]
@@ -51,30 +49,39 @@ pub struct Service {
 struct Shared {
     users: BTreeMap<i64, User>,
     store: Store,
+    writer: Writer,
     producer: Producer,
     hub: Hub,
     auth: Auth,
-    /// Keyed by sender id; `None` when rate limiting is off.
-    limiter: Option<DefaultKeyedRateLimiter<i64>>,
+    limiter: Limiter,
     /// Stores and pushes acknowledged sends before the consumer reads them
     /// back; `None` when switched off.
     early: Option<Early>,
 }
 
-/// An event for one SSE stream.
-#[derive(Clone, Debug)]
-pub enum StreamEvent {
-    /// A new notification or a state change, as the hub carried it.
-    Inbox(Arc<InboxEvent>),
-    /// The inbox's counts.
-    Counts(Counts),
+/// The per-sender rate limit: in process with SQLite (one instance), in
+/// the shared store with PostgreSQL, so one sender's allowance is the same
+/// whichever instance they reach.
+enum Limiter {
+    /// Rate limiting switched off.
+    Off,
+    /// governor, keyed by sender id.
+    Local(DefaultKeyedRateLimiter<i64>),
+    /// GCRA in PostgreSQL (see `Store::take_send`).
+    Shared {
+        /// One send per `period` after the burst.
+        period: Duration,
+        /// Sends allowed at once.
+        burst: u32,
+    },
 }
 
 impl Service {
-    /// Assemble the service from its parts.
+    /// Assemble the service from its parts; `writer` writes to the store it
+    /// also reads from.
     pub fn new(
         users: Vec<User>,
-        store: Store,
+        writer: Writer,
         producer: Producer,
         hub: Hub,
         auth: Auth,
@@ -82,16 +89,24 @@ impl Service {
         early: Option<Early>,
     ) -> Self {
         let users = users.into_iter().map(|u| (u.id, u)).collect();
-        let limiter = NonZeroU32::new(rate.burst).and_then(|burst| {
-            // One send every `period`; at least one a day, at most a million a second.
-            let per_second = rate.per_second.clamp(1.0 / 86_400.0, 1e6);
-            let period = Duration::from_secs_f64(1.0 / per_second);
-            Quota::with_period(period).map(|q| RateLimiter::keyed(q.allow_burst(burst)))
-        });
+        let store = writer.store().clone();
+        // One send every `period`; at least one a day, at most a million a second.
+        let period = Duration::from_secs_f64(1.0 / rate.per_second.clamp(1.0 / 86_400.0, 1e6));
+        let limiter = match NonZeroU32::new(rate.burst) {
+            None => Limiter::Off,
+            Some(burst) if store.is_shared() => Limiter::Shared {
+                period,
+                burst: burst.get(),
+            },
+            Some(burst) => Quota::with_period(period).map_or(Limiter::Off, |q| {
+                Limiter::Local(RateLimiter::keyed(q.allow_burst(burst)))
+            }),
+        };
         Self {
             shared: Arc::new(Shared {
                 users,
                 store,
+                writer,
                 producer,
                 hub,
                 auth,
@@ -140,24 +155,38 @@ impl Service {
     }
 
     /// Take one send from `sender`'s allowance, or say when to retry.
-    fn check_rate(&self, sender: i64) -> Result<(), ServiceError> {
-        let Some(limiter) = &self.shared.limiter else {
-            return Ok(());
-        };
-        limiter.check_key(&sender).map_err(|not_until| {
-            metrics::counter!("herald_sends_total", "outcome" => "rate_limited").increment(1);
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ServiceError::RateLimited {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    async fn check_rate(&self, sender: i64) -> Result<(), ServiceError> {
+        let wait = match &self.shared.limiter {
+            Limiter::Off => return Ok(()),
+            Limiter::Local(limiter) => match limiter.check_key(&sender) {
+                Ok(()) => return Ok(()),
+                Err(not_until) => not_until.wait_time_from(DefaultClock::default().now()),
+            },
+            Limiter::Shared { period, burst } => {
+                let taken = self.shared.store.take_send(sender, *period, *burst);
+                match taken.await.map_err(store_error)? {
+                    None => return Ok(()),
+                    Some(wait) => wait,
+                }
             }
+        };
+        metrics::counter!("herald_sends_total", "outcome" => "rate_limited").increment(1);
+        Err(ServiceError::RateLimited {
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
         })
     }
 
     /// Forget senders idle long enough to have their full burst back (keeps
-    /// the limiter's memory bounded by recent senders).
-    pub fn prune_rate_limits(&self) {
-        if let Some(limiter) = &self.shared.limiter {
-            limiter.retain_recent();
+    /// the limiter's memory, or its table, bounded by recent senders).
+    pub async fn prune_rate_limits(&self) {
+        match &self.shared.limiter {
+            Limiter::Off => {}
+            Limiter::Local(limiter) => limiter.retain_recent(),
+            Limiter::Shared { .. } => {
+                if let Err(e) = self.shared.store.prune_send_allowance().await {
+                    tracing::warn!(error = %e, "pruning the shared rate limit failed");
+                }
+            }
         }
     }
 
@@ -195,33 +224,9 @@ impl Service {
         after: Option<&str>,
     ) -> Result<impl Stream<Item = StreamEvent> + Send + 'static, ServiceError> {
         self.check_owner(who, user_id)?;
-        let rx = self.shared.hub.subscribe(user_id);
-        let store = self.shared.store.clone();
-        let id = after.filter(|a| *a != "0");
-        let (found, newest, counts) = store.stream_start(user_id, id).await.map_err(store_error)?;
-        let resume = match after {
-            Some("0") => Some(0),
-            Some(_) => found,
-            None => None,
-        };
-        let (last_seq, replay) = match resume {
-            Some(seq) => (seq, true),
-            None => (newest, false),
-        };
-        metrics::gauge!("herald_sse_connections").increment(1.0);
-        let sub = Subscription {
-            rx,
-            store,
-            user_id,
-            last_seq,
-            replay,
-            backlog: VecDeque::new(),
-            counts: Some(counts),
-            sent_version: -1,
-        };
-        Ok(futures::stream::unfold(sub, |mut sub| async move {
-            sub.next().await.map(|item| (item, sub))
-        }))
+        stream::open(&self.shared.store, &self.shared.hub, user_id, after)
+            .await
+            .map_err(store_error)
     }
 
     /// Readiness: the broker answers metadata requests and the store takes
@@ -322,7 +327,7 @@ impl NotificationService for Service {
                 "invalid priority {priority}: expected 1 (min) to 5 (max)"
             )));
         }
-        self.check_rate(from.id)?;
+        self.check_rate(from.id).await?;
         let n = Notification {
             id: Uuid::now_v7().to_string(),
             from,
@@ -413,27 +418,13 @@ impl NotificationService for Service {
                 "nothing to change: give `read` and/or `archived` (true or false)".into(),
             ));
         }
-        let owner = self.check_notification(who, id).await?;
-        let store = &self.shared.store;
-        let turn = store.write_turn().await;
-        let (stored, counts) = store
+        self.check_notification(who, id).await?;
+        self.shared
+            .writer
             .set_state(id, read, archived)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| ServiceError::NotFound(format!("no notification with id {id:?}")))?;
-        if let Some(counts) = counts {
-            self.shared.hub.publish(
-                owner,
-                InboxEvent::State(StateEvent {
-                    change: Change::Updated {
-                        notification: stored.notification.clone(),
-                    },
-                    counts,
-                }),
-            );
-        }
-        drop(turn);
-        Ok(stored.notification)
+            .ok_or_else(|| ServiceError::NotFound(format!("no notification with id {id:?}")))
     }
 
     /// Unread and total of `user_id`'s inbox.
@@ -445,45 +436,24 @@ impl NotificationService for Service {
     /// Mark every notification of `user_id` read; returns the counts after.
     async fn read_all(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError> {
         self.check_owner(who, user_id)?;
-        let store = &self.shared.store;
-        let turn = store.write_turn().await;
-        let counts = match store.read_all(user_id).await.map_err(store_error)? {
-            Some((through, counts)) => {
-                self.shared.hub.publish(
-                    user_id,
-                    InboxEvent::State(StateEvent {
-                        change: Change::ReadAll { through },
-                        counts,
-                    }),
-                );
-                counts
-            }
-            None => store.counts(user_id).await.map_err(store_error)?,
-        };
-        drop(turn);
-        Ok(counts)
+        self.shared
+            .writer
+            .read_all(user_id)
+            .await
+            .map_err(store_error)
     }
 
     /// Delete one notification for good (it stays hidden; its id stays
     /// taken so a redelivered record cannot bring it back).
     async fn delete(&self, who: Principal, id: &str) -> Result<(), ServiceError> {
-        let owner = self.check_notification(who, id).await?;
-        let store = &self.shared.store;
-        let turn = store.write_turn().await;
-        let counts = store
-            .delete(id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ServiceError::NotFound(format!("no notification with id {id:?}")))?;
-        self.shared.hub.publish(
-            owner,
-            InboxEvent::State(StateEvent {
-                change: Change::Deleted { id: id.to_owned() },
-                counts,
-            }),
-        );
-        drop(turn);
-        Ok(())
+        self.check_notification(who, id).await?;
+        if self.shared.writer.delete(id).await.map_err(store_error)? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "no notification with id {id:?}"
+            )))
+        }
     }
 }
 
@@ -516,138 +486,6 @@ fn validate_message(message: &str) -> Result<String, ServiceError> {
 fn store_error(e: sqlx::Error) -> ServiceError {
     tracing::error!(error = %e, "store error");
     ServiceError::Unavailable("the notification store is unavailable".into())
-}
-
-/// State of one SSE stream: the hub receiver plus what is left to replay.
-struct Subscription {
-    rx: Receiver<Arc<InboxEvent>>,
-    store: Store,
-    user_id: i64,
-    /// `seq` of the last notification handed out; nothing at or below it is
-    /// sent again.
-    last_seq: i64,
-    /// Whether the store may hold notifications after `last_seq` that the
-    /// hub will not deliver (resume, or lag).
-    replay: bool,
-    backlog: VecDeque<Arc<InboxEvent>>,
-    /// Newest counts not yet sent.
-    counts: Option<Counts>,
-    /// Version of the last counts sent (in a counts or a state event).
-    sent_version: i64,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        metrics::gauge!("herald_sse_connections").decrement(1.0);
-    }
-}
-
-impl Subscription {
-    /// Keep `c` to send later if it is newer than what is pending and sent.
-    fn offer_counts(&mut self, c: Counts) {
-        let pending = self.counts.map_or(self.sent_version, |p| p.version);
-        if c.version > pending {
-            self.counts = Some(c);
-        }
-    }
-
-    /// What to do with one event from the hub; `Some` is sent now.
-    fn take(&mut self, event: Arc<InboxEvent>) -> Option<StreamEvent> {
-        match &*event {
-            InboxEvent::Stored(s) if s.seq <= self.last_seq => None,
-            InboxEvent::Stored(s) => {
-                self.last_seq = s.seq;
-                Some(StreamEvent::Inbox(event))
-            }
-            InboxEvent::State(st) => {
-                self.sent_version = self.sent_version.max(st.counts.version);
-                if self.counts.is_some_and(|c| c.version <= self.sent_version) {
-                    self.counts = None;
-                }
-                Some(StreamEvent::Inbox(event))
-            }
-            InboxEvent::Counts(c) => {
-                self.offer_counts(*c);
-                None
-            }
-        }
-    }
-
-    fn pending_counts(&mut self) -> Option<StreamEvent> {
-        let c = self.counts.take()?;
-        self.sent_version = c.version;
-        Some(StreamEvent::Counts(c))
-    }
-
-    async fn next(&mut self) -> Option<StreamEvent> {
-        loop {
-            if let Some(event) = self.backlog.pop_front() {
-                if let InboxEvent::Stored(s) = &*event {
-                    self.last_seq = s.seq;
-                }
-                return Some(StreamEvent::Inbox(event));
-            }
-            if self.replay {
-                // Boxed: the store's future is large and rarely needed; kept
-                // inline it would make every idle stream's state that large.
-                let page = Box::pin(self.store.after(self.user_id, self.last_seq, REPLAY_PAGE));
-                match page.await {
-                    Ok(page) => {
-                        self.replay = page.len() as i64 == REPLAY_PAGE;
-                        self.backlog
-                            .extend(page.into_iter().map(|s| Arc::new(InboxEvent::Stored(s))));
-                        continue;
-                    }
-                    Err(e) => {
-                        // End the stream; the client reconnects with
-                        // Last-Event-ID and resumes where it was.
-                        tracing::error!(error = %e, "replay from store failed");
-                        return None;
-                    }
-                }
-            }
-            // Whatever is already waiting goes first; counts are sent only
-            // when the stream would otherwise wait.
-            let received = match self.rx.try_recv() {
-                Ok(event) => Ok(event),
-                Err(TryRecvError::Empty) => {
-                    if let Some(counts) = self.pending_counts() {
-                        return Some(counts);
-                    }
-                    self.rx.recv().await
-                }
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-            };
-            match received {
-                Ok(event) => {
-                    if let Some(out) = self.take(event) {
-                        return Some(out);
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    metrics::counter!("herald_sse_lagged_events_total").increment(missed);
-                    tracing::warn!(
-                        user = self.user_id,
-                        missed,
-                        "slow stream, catching up from the store"
-                    );
-                    self.replay = true;
-                    // Counts and state events were lost too: send fresh
-                    // counts. (A missed read-state change shows after the
-                    // next page load; the counts are right at once.)
-                    match Box::pin(self.store.counts(self.user_id)).await {
-                        Ok(c) => self.offer_counts(c),
-                        Err(e) => {
-                            tracing::error!(error = %e, "reading counts failed");
-                            return None;
-                        }
-                    }
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::error::AppError;
 use crate::hub::InboxEvent;
 use crate::rest::{parse_id, ApiPath, ApiQuery, Caller};
-use crate::service::StreamEvent;
+use crate::stream::StreamEvent;
 use crate::AppState;
 
 /// How long a browser waits before reconnecting (the SSE `retry:` field).
@@ -77,7 +77,11 @@ pub async fn events(
         .chain(events)
         // End the stream at shutdown so graceful shutdown can finish.
         .take_until(state.shutdown.clone().cancelled_owned());
-    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(state.keepalive)))
+    // Tell nginx-like proxies in front of several instances not to buffer
+    // the stream.
+    let no_buffering = [("x-accel-buffering", "no")];
+    let sse = Sse::new(body).keep_alive(KeepAlive::new().interval(state.keepalive));
+    Ok((no_buffering, sse))
 }
 
 fn to_sse(e: StreamEvent) -> Event {
@@ -91,6 +95,9 @@ fn to_sse(e: StreamEvent) -> Event {
             ),
             InboxEvent::State(st) => ("state", Event::default().data(json(st))),
             InboxEvent::Counts(c) => ("counts", Event::default().data(json(c))),
+            // Never handed out (the stream catches up instead); a comment
+            // keeps this total without breaking the stream.
+            InboxEvent::Resync => ("resync", Event::default().comment("resync")),
         },
         StreamEvent::Counts(c) => ("counts", Event::default().data(json(&c))),
     };

@@ -1,24 +1,69 @@
-//! The durable store: SQLite through sqlx, schema from `migrations/`.
+//! The durable store: SQLite for one instance (the embedded default) or
+//! PostgreSQL shared by several instances. Both run the same queries
+//! through sqlx's Any driver; only the schema differs (`migrations/sqlite`,
+//! `migrations/postgres`), so the two behave the same by construction.
 //!
 //! Writes are idempotent on the notification id, so the consumer may see a
-//! record twice (crash before commit, rebalance) without storing it twice.
-//! Unread and total counts per user are kept by triggers (see
-//! `migrations/0003_inbox.sql`), in the same transaction as the change.
+//! record twice (crash before commit, rebalance, or early delivery on
+//! another instance) without storing it twice. Unread and total counts per
+//! user are kept by triggers, in the same transaction as the change.
+//!
+//! On PostgreSQL every write also announces itself to all instances
+//! (`NOTIFY herald_inbox`, see `bus`) inside its transaction, so an
+//! announcement is delivered only once the change is committed, in commit
+//! order; and a recipient's `seq` numbers commit in increasing order (see
+//! the migration), so a stream resuming after `seq` N misses nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyConnection, AnyPool, Arguments, Encode, Executor, Row, Type};
 use tokio::sync::{Mutex, MutexGuard};
 
 use app::model::{Category, Counts, ListFilter, Notification, User};
 
+use crate::bus::Announcement;
 use crate::error::StartError;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file: one instance, events in process.
+    Sqlite,
+    /// A PostgreSQL server: any number of instances, events through
+    /// `LISTEN/NOTIFY`, the rate limit in the database.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a `DATABASE_URL` names, or a start-up error that says
+    /// what is accepted (without echoing a password).
+    pub fn of_url(url: &str) -> Result<Self, StartError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            let scheme = url.split_once(':').map_or("", |(s, _)| s);
+            Err(StartError::Config(format!(
+                "DATABASE_URL must be sqlite:PATH (one instance, e.g. sqlite://data/herald.db) \
+                 or postgres://USER@HOST:PORT/DB (shared by several instances); \
+                 got a URL of scheme {scheme:?}"
+            )))
+        }
+    }
+}
 
 /// Where in Kafka a stored notification came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,19 +77,21 @@ pub struct Source {
 /// A notification with its position in the recipient's stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stored {
-    /// Arrival order; larger is newer. SSE resume is based on it.
+    /// Arrival order within the recipient's inbox; larger is newer and
+    /// committed later. SSE resume is based on it.
     pub seq: i64,
     /// The notification itself.
     pub notification: Notification,
 }
 
-/// Handle to the SQLite database; cheap to clone (a pool).
+/// Handle to the database; cheap to clone (a pool).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    /// Held from a write until its events are published, so streams see
-    /// changes in the order they were committed (SQLite has one writer at a
-    /// time anyway, so this costs no concurrency).
+    pool: AnyPool,
+    backend: Backend,
+    /// Held from a write until its events are published in process, so
+    /// streams see changes in commit order. Only taken with SQLite (one
+    /// writer at a time anyway); PostgreSQL orders announcements itself.
     writer: Arc<Mutex<()>>,
 }
 
@@ -57,73 +104,121 @@ pub struct StoredPage {
     pub more: bool,
 }
 
+/// What a change of read / archived state did.
+#[derive(Debug)]
+pub struct StateChange {
+    /// The notification as it is now.
+    pub stored: Stored,
+    /// The owner's counts after the change; `None` when nothing changed.
+    pub counts: Option<Counts>,
+}
+
 impl Store {
-    /// Open (creating the file and its directory if needed) and migrate.
+    /// Connect to `url` (a SQLite file is created with its directory if
+    /// missing) and bring the schema up to date. Several instances may
+    /// start at once: sqlx holds a PostgreSQL advisory lock while migrating.
     pub async fn open(url: &str) -> Result<Self, StartError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            // WAL lets the API read while the consumer writes. FULL sync:
-            // an offset is committed to Kafka right after the write, so the
-            // write must survive a power cut, not just a process crash.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
-        let file = options.get_filename();
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if file != Path::new(":memory:") {
-                std::fs::create_dir_all(dir)?;
+        let backend = Backend::of_url(url)?;
+        sqlx::any::install_default_drivers();
+        let pool = match backend {
+            Backend::Sqlite => open_sqlite(url).await?,
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?
             }
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        };
+        let migrations = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrations.run(&pool).await?;
         Ok(Self {
             pool,
+            backend,
             writer: Arc::new(Mutex::new(())),
         })
     }
 
-    /// Take the write turn; hold the guard until the change is published.
-    pub async fn write_turn(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().await
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether several instances may share this store (and its events
+    /// travel through the database).
+    pub fn is_shared(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    /// Take the in-process write turn (SQLite); hold the guard until the
+    /// change is published. `None` on PostgreSQL, where the database
+    /// orders announcements and writers need not wait for each other.
+    pub async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// All users, ordered by id.
     pub async fn users(&self) -> Result<Vec<User>, sqlx::Error> {
-        let rows = sqlx::query("SELECT id, name FROM users ORDER BY id")
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM users ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
-            .iter()
-            .map(|r| User {
-                id: r.get("id"),
-                name: r.get("name"),
-            })
+            .into_iter()
+            .map(|(id, name)| User { id, name })
             .collect())
     }
 
-    /// Store every notification of `batch` atomically (one fsync), skipping
-    /// those whose id exists. Returns each one's new `seq`, or `None` for a
-    /// duplicate, in order.
+    /// Store every notification of `batch` atomically, skipping those whose
+    /// id exists. Returns each one's new `seq`, or `None` for a duplicate,
+    /// in order.
     ///
     /// One multi-row `INSERT` per [`INSERT_CHUNK`] rows: sqlx runs SQLite on
     /// a thread of its own, and a statement per row cost two thread
-    /// hand-offs per notification.
+    /// hand-offs per notification. Rows go in sorted by recipient (keeping
+    /// each recipient's order), so PostgreSQL writers lock recipients in
+    /// one global order and never deadlock.
     pub async fn insert_batch(
         &self,
         batch: &[(Notification, Source)],
     ) -> Result<Vec<Option<i64>>, sqlx::Error> {
+        let mut sorted: Vec<&(Notification, Source)> = batch.iter().collect();
+        sorted.sort_by_key(|(n, _)| n.to.id);
         let mut inserted = HashMap::with_capacity(batch.len());
-        if batch.len() <= INSERT_CHUNK {
+        if batch.len() <= INSERT_CHUNK && !self.is_shared() {
             // A single statement is a transaction of its own.
             let mut conn = self.pool.acquire().await?;
-            insert_rows(&mut conn, batch, &mut inserted).await?;
+            insert_rows(&mut conn, &sorted, &mut inserted).await?;
         } else {
             let mut tx = self.pool.begin().await?;
-            for chunk in batch.chunks(INSERT_CHUNK) {
+            for chunk in sorted.chunks(INSERT_CHUNK) {
                 insert_rows(&mut tx, chunk, &mut inserted).await?;
+            }
+            if self.is_shared() && !inserted.is_empty() {
+                let mut range: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+                for (n, _) in batch {
+                    if let Some(&seq) = inserted.get(n.id.as_str()) {
+                        let r = range.entry(n.to.id).or_insert((seq, seq));
+                        r.0 = r.0.min(seq);
+                        r.1 = r.1.max(seq);
+                    }
+                }
+                let counts = counts_of(&mut tx, range.keys().copied()).await?;
+                let news: Vec<Announcement> = range
+                    .into_iter()
+                    .map(|(user, (lo, hi))| Announcement::Stored {
+                        user,
+                        lo,
+                        hi,
+                        counts: counts.get(&user).copied().unwrap_or_default(),
+                    })
+                    .collect();
+                announce(&mut tx, &news).await?;
             }
             tx.commit().await?;
         }
@@ -164,10 +259,10 @@ impl Store {
             None => None,
             Some(id) => {
                 let seq = sqlx::query_scalar(
-                    "SELECT seq FROM notifications WHERE recipient_id = ? AND id = ?",
+                    "SELECT seq FROM notifications WHERE recipient_id = $1 AND id = $2",
                 )
                 .bind(user_id)
-                .bind(id)
+                .bind(id.to_owned())
                 .fetch_optional(&mut *tx)
                 .await?;
                 match seq {
@@ -179,7 +274,7 @@ impl Store {
         let page = page_on(&mut tx, user_id, filter, before_seq, limit).await?;
         let counts = counts_on(&mut tx, user_id).await?;
         let newest = sqlx::query_scalar(
-            "SELECT id FROM notifications WHERE recipient_id = ? ORDER BY seq DESC LIMIT 1",
+            "SELECT id FROM notifications WHERE recipient_id = $1 ORDER BY seq DESC LIMIT 1",
         )
         .bind(user_id)
         .fetch_optional(&mut *tx)
@@ -196,48 +291,57 @@ impl Store {
 
     /// The owner of notification `id` and whether it was deleted.
     pub async fn owner_of(&self, id: &str) -> Result<Option<(i64, bool)>, sqlx::Error> {
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT recipient_id, deleted_at FROM notifications WHERE id = $1")
+                .bind(id.to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(owner, deleted)| (owner, deleted.is_some())))
+    }
+
+    /// Notification `id` of `user_id` unless deleted.
+    pub async fn get(&self, user_id: i64, id: &str) -> Result<Option<Stored>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT recipient_id, deleted_at IS NOT NULL AS deleted FROM notifications WHERE id = ?",
+            "SELECT * FROM notifications WHERE recipient_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
-        .bind(id)
+        .bind(user_id)
+        .bind(id.to_owned())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| (r.get("recipient_id"), r.get("deleted"))))
+        row.as_ref().map(decode).transpose()
     }
 
     /// Set the read and/or archived state of notification `id` (which must
-    /// exist and not be deleted). Returns it afterwards, with the counts when
-    /// something changed.
+    /// exist and not be deleted). `None` when there is no such notification.
     pub async fn set_state(
         &self,
         id: &str,
         read: Option<bool>,
         archived: Option<bool>,
-    ) -> Result<Option<(Stored, Option<Counts>)>, sqlx::Error> {
-        let now = now_text();
+    ) -> Result<Option<StateChange>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // Only rows whose state differs are touched, so a no-op changes no
         // counts and sends no event.
         let changed = sqlx::query(
             "UPDATE notifications SET
-                read_at = CASE WHEN ?1 IS NULL THEN read_at
-                               WHEN ?1 THEN COALESCE(read_at, ?3) ELSE NULL END,
-                archived_at = CASE WHEN ?2 IS NULL THEN archived_at
-                                   WHEN ?2 THEN COALESCE(archived_at, ?3) ELSE NULL END
-             WHERE id = ?4 AND deleted_at IS NULL
-               AND ((?1 IS NOT NULL AND (read_at IS NOT NULL) != ?1)
-                 OR (?2 IS NOT NULL AND (archived_at IS NOT NULL) != ?2))",
+                read_at = CASE WHEN $1 IS NULL THEN read_at
+                               WHEN $1 THEN COALESCE(read_at, $3) ELSE NULL END,
+                archived_at = CASE WHEN $2 IS NULL THEN archived_at
+                                   WHEN $2 THEN COALESCE(archived_at, $3) ELSE NULL END
+             WHERE id = $4 AND deleted_at IS NULL
+               AND (($1 IS NOT NULL AND (read_at IS NOT NULL) <> $1)
+                 OR ($2 IS NOT NULL AND (archived_at IS NOT NULL) <> $2))",
         )
         .bind(read)
         .bind(archived)
-        .bind(&now)
-        .bind(id)
+        .bind(now_text())
+        .bind(id.to_owned())
         .execute(&mut *tx)
         .await?
         .rows_affected()
             > 0;
-        let row = sqlx::query("SELECT * FROM notifications WHERE id = ? AND deleted_at IS NULL")
-            .bind(id)
+        let row = sqlx::query("SELECT * FROM notifications WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id.to_owned())
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
@@ -245,32 +349,51 @@ impl Store {
         };
         let stored = decode(&row)?;
         let counts = if changed {
-            Some(counts_on(&mut tx, stored.notification.to.id).await?)
+            let user = stored.notification.to.id;
+            let counts = counts_on(&mut tx, user).await?;
+            if self.is_shared() {
+                let news = Announcement::Updated {
+                    user,
+                    id: id.to_owned(),
+                    counts,
+                };
+                announce(&mut tx, &[news]).await?;
+            }
+            Some(counts)
         } else {
             None
         };
         tx.commit().await?;
-        Ok(Some((stored, counts)))
+        Ok(Some(StateChange { stored, counts }))
     }
 
-    /// Delete notification `id` (hide it for good). Returns the owner's
-    /// counts afterwards, or `None` if it did not exist or was deleted.
-    pub async fn delete(&self, id: &str) -> Result<Option<Counts>, sqlx::Error> {
+    /// Delete notification `id` (hide it for good). Returns the owner and
+    /// their counts afterwards, or `None` if it did not exist or was
+    /// deleted.
+    pub async fn delete(&self, id: &str) -> Result<Option<(i64, Counts)>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let owner: Option<i64> = sqlx::query_scalar(
-            "UPDATE notifications SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL
+            "UPDATE notifications SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL
              RETURNING recipient_id",
         )
         .bind(now_text())
-        .bind(id)
+        .bind(id.to_owned())
         .fetch_optional(&mut *tx)
         .await?;
-        let counts = match owner {
-            Some(user) => Some(counts_on(&mut tx, user).await?),
-            None => None,
+        let Some(user) = owner else {
+            return Ok(None);
         };
+        let counts = counts_on(&mut tx, user).await?;
+        if self.is_shared() {
+            let news = Announcement::Deleted {
+                user,
+                id: id.to_owned(),
+                counts,
+            };
+            announce(&mut tx, &[news]).await?;
+        }
         tx.commit().await?;
-        Ok(counts)
+        Ok(Some((user, counts)))
     }
 
     /// Mark every unread notification of `user_id` read. Returns the id of
@@ -280,7 +403,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let through: Option<(i64, String)> = sqlx::query_as(
             "SELECT seq, id FROM notifications
-             WHERE recipient_id = ? AND deleted_at IS NULL AND read_at IS NULL
+             WHERE recipient_id = $1 AND deleted_at IS NULL AND read_at IS NULL
              ORDER BY seq DESC LIMIT 1",
         )
         .bind(user_id)
@@ -290,8 +413,8 @@ impl Store {
             return Ok(None);
         };
         sqlx::query(
-            "UPDATE notifications SET read_at = ?
-             WHERE recipient_id = ? AND deleted_at IS NULL AND read_at IS NULL AND seq <= ?",
+            "UPDATE notifications SET read_at = $1
+             WHERE recipient_id = $2 AND deleted_at IS NULL AND read_at IS NULL AND seq <= $3",
         )
         .bind(now_text())
         .bind(user_id)
@@ -299,24 +422,36 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let counts = counts_on(&mut tx, user_id).await?;
+        if self.is_shared() {
+            let news = Announcement::ReadAll {
+                user: user_id,
+                through: id.clone(),
+                counts,
+            };
+            announce(&mut tx, &[news]).await?;
+        }
         tx.commit().await?;
         Ok(Some((id, counts)))
     }
 
-    /// Up to `limit` notifications of `user_id` stored after `after_seq`,
-    /// oldest first (the order an SSE replay sends them in).
+    /// Up to `limit` notifications of `user_id` stored after `after_seq`
+    /// (and up to `until_seq` when given), oldest first (the order an SSE
+    /// replay sends them in).
     pub async fn after(
         &self,
         user_id: i64,
         after_seq: i64,
+        until_seq: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Stored>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT * FROM notifications
-             WHERE recipient_id = ? AND seq > ? AND deleted_at IS NULL ORDER BY seq LIMIT ?",
+             WHERE recipient_id = $1 AND seq > $2 AND seq <= $3 AND deleted_at IS NULL
+             ORDER BY seq LIMIT $4",
         )
         .bind(user_id)
         .bind(after_seq)
+        .bind(until_seq.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -335,14 +470,14 @@ impl Store {
         let (resume, last, unread, total, version): (Option<i64>, i64, i64, i64, i64) =
             sqlx::query_as(
                 "SELECT
-                    (SELECT seq FROM notifications WHERE recipient_id = ?1 AND id = ?2),
-                    COALESCE((SELECT MAX(seq) FROM notifications WHERE recipient_id = ?1), 0),
-                    COALESCE((SELECT unread FROM inbox_counts WHERE user_id = ?1), 0),
-                    COALESCE((SELECT total FROM inbox_counts WHERE user_id = ?1), 0),
-                    COALESCE((SELECT version FROM inbox_counts WHERE user_id = ?1), 0)",
+                    (SELECT seq FROM notifications WHERE recipient_id = $1 AND id = $2),
+                    COALESCE((SELECT MAX(seq) FROM notifications WHERE recipient_id = $1), 0),
+                    COALESCE((SELECT unread FROM inbox_counts WHERE user_id = $1), 0),
+                    COALESCE((SELECT total FROM inbox_counts WHERE user_id = $1), 0),
+                    COALESCE((SELECT version FROM inbox_counts WHERE user_id = $1), 0)",
             )
             .bind(user_id)
-            .bind(after)
+            .bind(after.map(str::to_owned))
             .fetch_one(&self.pool)
             .await?;
         let counts = Counts {
@@ -353,14 +488,72 @@ impl Store {
         Ok((resume, last, counts))
     }
 
-    /// Prove the store takes writes (for readiness): rewrite one row in a
-    /// transaction.
+    /// Take one send from `sender`'s allowance in the shared rate limit
+    /// (PostgreSQL): a burst of `burst`, then one per `period`. `None`
+    /// when allowed, else how long until the next send would be.
+    ///
+    /// GCRA on one row per sender, decided by one statement on the
+    /// database's clock, so every instance draws from the same allowance
+    /// (governor, used with SQLite, keeps its state in process).
+    pub async fn take_send(
+        &self,
+        sender: i64,
+        period: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, sqlx::Error> {
+        let period = period.as_secs_f64();
+        let tolerance = period * f64::from(burst);
+        let allowed: Option<f64> = sqlx::query_scalar(
+            "INSERT INTO send_allowance AS a (sender_id, tat)
+             VALUES ($1, EXTRACT(EPOCH FROM now())::float8 + $2)
+             ON CONFLICT (sender_id) DO UPDATE
+                SET tat = GREATEST(a.tat, EXTRACT(EPOCH FROM now())::float8) + $2
+                WHERE GREATEST(a.tat, EXTRACT(EPOCH FROM now())::float8) + $2 - $3
+                      <= EXTRACT(EPOCH FROM now())::float8
+             RETURNING tat",
+        )
+        .bind(sender)
+        .bind(period)
+        .bind(tolerance)
+        .fetch_optional(&self.pool)
+        .await?;
+        if allowed.is_some() {
+            return Ok(None);
+        }
+        let wait: Option<f64> = sqlx::query_scalar(
+            "SELECT tat + $2 - $3 - EXTRACT(EPOCH FROM now())::float8
+             FROM send_allowance WHERE sender_id = $1",
+        )
+        .bind(sender)
+        .bind(period)
+        .bind(tolerance)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(Some(Duration::from_secs_f64(
+            wait.unwrap_or(period).clamp(0.0, 86_400.0),
+        )))
+    }
+
+    /// Forget senders whose allowance is full again (keeps the shared
+    /// rate limit's table to recent senders).
+    pub async fn prune_send_allowance(&self) -> Result<u64, sqlx::Error> {
+        let done =
+            sqlx::query("DELETE FROM send_allowance WHERE tat < EXTRACT(EPOCH FROM now())::float8")
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Prove the store takes writes (for readiness): rewrite one row.
     pub async fn check_writable(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT OR REPLACE INTO readiness (id, checked_at) VALUES (1, ?)")
-            .bind(chrono::Utc::now().to_rfc3339())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 
     /// Close the pool, waiting for running queries.
@@ -369,39 +562,125 @@ impl Store {
     }
 }
 
+/// Open a SQLite file through the Any driver. The Any driver takes only a
+/// URL, so the settings that `SqliteConnectOptions` would carry are applied
+/// per connection.
+async fn open_sqlite(url: &str) -> Result<AnyPool, StartError> {
+    let options = SqliteConnectOptions::from_str(url)?;
+    let file = options.get_filename();
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if file != Path::new(":memory:") {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    // Create the file when missing, unless the URL chose a mode itself.
+    let url = if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // WAL lets the API read while the consumer writes. FULL
+                // sync: an offset is committed to Kafka right after the
+                // write, so the write must survive a power cut, not just a
+                // process crash.
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA busy_timeout = 5000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    Ok(pool)
+}
+
 /// Rows per multi-row `INSERT` (11 parameters each, well under SQLite's
-/// 32,766).
+/// 32,766 and PostgreSQL's 65,535).
 pub const INSERT_CHUNK: usize = 500;
 
+/// SQL text with `$N` placeholders and its arguments, built together.
+/// (sqlx's `QueryBuilder` writes `?` placeholders for the Any driver, which
+/// PostgreSQL does not take; SQLite takes `$N` too.)
+struct Sql {
+    text: String,
+    args: AnyArguments<'static>,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl Sql {
+    fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: AnyArguments::default(),
+            error: None,
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'static + Send + Encode<'static, Any> + Type<Any>,
+    {
+        if let Err(e) = self.args.add(value) {
+            self.error.get_or_insert(e);
+        }
+        let _ = write!(self.text, "${}", self.args.len());
+        self
+    }
+
+    async fn fetch_all(self, conn: &mut AnyConnection) -> Result<Vec<AnyRow>, sqlx::Error> {
+        if let Some(e) = self.error {
+            return Err(sqlx::Error::Encode(e));
+        }
+        sqlx::query_with(&self.text, self.args)
+            .fetch_all(conn)
+            .await
+    }
+}
+
 async fn insert_rows<'a>(
-    conn: &mut sqlx::SqliteConnection,
-    rows: &'a [(Notification, Source)],
+    conn: &mut AnyConnection,
+    rows: &[&'a (Notification, Source)],
     inserted: &mut HashMap<&'a str, i64>,
 ) -> Result<(), sqlx::Error> {
-    let mut q = QueryBuilder::<Sqlite>::new(
+    let mut q = Sql::new(
         "INSERT INTO notifications
             (id, recipient_id, recipient_name, sender_id, sender_name, message,
-             created_at, kafka_partition, kafka_offset, category, priority) ",
+             created_at, kafka_partition, kafka_offset, category, priority) VALUES ",
     );
-    q.push_values(rows, |mut b, (n, src)| {
-        b.push_bind(&n.id)
-            .push_bind(n.to.id)
-            .push_bind(&n.to.name)
-            .push_bind(n.from.id)
-            .push_bind(&n.from.name)
-            .push_bind(&n.message)
-            .push_bind(n.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-            .push_bind(src.partition)
-            .push_bind(src.offset)
-            .push_bind(n.category.as_str())
-            .push_bind(n.priority);
-    });
+    for (i, (n, src)) in rows.iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.bind(n.id.clone()).push(", ");
+        q.bind(n.to.id).push(", ");
+        q.bind(n.to.name.clone()).push(", ");
+        q.bind(n.from.id).push(", ");
+        q.bind(n.from.name.clone()).push(", ");
+        q.bind(n.message.clone()).push(", ");
+        q.bind(n.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            .push(", ");
+        q.bind(src.partition).push(", ");
+        q.bind(src.offset).push(", ");
+        q.bind(n.category.as_str().to_owned()).push(", ");
+        q.bind(i64::from(n.priority)).push(")");
+    }
     q.push(" ON CONFLICT (id) DO NOTHING RETURNING id, seq");
-    let returned = q.build().fetch_all(&mut *conn).await?;
-    let ids: HashMap<String, i64> = returned
-        .iter()
-        .map(|r| (r.get::<String, _>("id"), r.get::<i64, _>("seq")))
-        .collect();
+    let returned = q.fetch_all(conn).await?;
+    let mut ids = HashMap::with_capacity(returned.len());
+    for r in &returned {
+        ids.insert(r.try_get::<String, _>("id")?, r.try_get::<i64, _>("seq")?);
+    }
     for (n, _) in rows {
         if let Some(seq) = ids.get(&n.id) {
             inserted.entry(n.id.as_str()).or_insert(*seq);
@@ -411,32 +690,32 @@ async fn insert_rows<'a>(
 }
 
 async fn page_on(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut AnyConnection,
     user_id: i64,
     filter: &ListFilter,
     before_seq: Option<i64>,
     limit: u32,
 ) -> Result<StoredPage, sqlx::Error> {
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM notifications WHERE recipient_id = ");
-    q.push_bind(user_id)
+    let mut q = Sql::new("SELECT * FROM notifications WHERE recipient_id = ");
+    q.bind(user_id)
         .push(" AND deleted_at IS NULL AND archived_at IS ")
         .push(if filter.archived { "NOT NULL" } else { "NULL" });
     if filter.unread {
         q.push(" AND read_at IS NULL");
     }
     if let Some(c) = filter.category {
-        q.push(" AND category = ").push_bind(c.as_str());
+        q.push(" AND category = ").bind(c.as_str().to_owned());
     }
     if let Some(p) = filter.min_priority {
-        q.push(" AND priority >= ").push_bind(p);
+        q.push(" AND priority >= ").bind(i64::from(p));
     }
     if let Some(seq) = before_seq {
-        q.push(" AND seq < ").push_bind(seq);
+        q.push(" AND seq < ").bind(seq);
     }
     // One more than asked tells whether there is a next page.
     q.push(" ORDER BY seq DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-    let rows = q.build().fetch_all(&mut *conn).await?;
+        .bind(i64::from(limit) + 1);
+    let rows = q.fetch_all(conn).await?;
     let more = rows.len() > limit as usize;
     let rows = rows
         .iter()
@@ -446,48 +725,90 @@ async fn page_on(
     Ok(StoredPage { rows, more })
 }
 
-async fn counts_on(conn: &mut sqlx::SqliteConnection, user_id: i64) -> Result<Counts, sqlx::Error> {
-    let row: Option<(i64, i64, i64)> =
-        sqlx::query_as("SELECT unread, total, version FROM inbox_counts WHERE user_id = ?")
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row
-        .map(|(unread, total, version)| Counts {
-            unread,
-            total,
-            version,
-        })
+async fn counts_on(conn: &mut AnyConnection, user_id: i64) -> Result<Counts, sqlx::Error> {
+    Ok(counts_of(conn, [user_id])
+        .await?
+        .remove(&user_id)
         .unwrap_or_default())
+}
+
+/// The counts of several users in one query.
+async fn counts_of(
+    conn: &mut AnyConnection,
+    users: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, Counts>, sqlx::Error> {
+    let mut q =
+        Sql::new("SELECT user_id, unread, total, version FROM inbox_counts WHERE user_id IN (");
+    for (i, user) in users.into_iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(user);
+    }
+    q.push(")");
+    let mut counts = HashMap::new();
+    for r in q.fetch_all(conn).await? {
+        counts.insert(
+            r.try_get("user_id")?,
+            Counts {
+                unread: r.try_get("unread")?,
+                total: r.try_get("total")?,
+                version: r.try_get("version")?,
+            },
+        );
+    }
+    Ok(counts)
+}
+
+/// Hand `news` to every instance's listener, delivered when (and only if)
+/// the surrounding transaction commits.
+async fn announce(conn: &mut AnyConnection, news: &[Announcement]) -> Result<(), sqlx::Error> {
+    if news.is_empty() {
+        return Ok(());
+    }
+    let mut q = Sql::new("SELECT herald_announce(p) FROM (VALUES ");
+    for (i, n) in news.iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.bind(n.to_payload()).push(")");
+    }
+    q.push(") AS v(p)");
+    q.fetch_all(conn).await.map(|_| ())
 }
 
 fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn decode(r: &sqlx::sqlite::SqliteRow) -> Result<Stored, sqlx::Error> {
-    let created: String = r.get("created_at");
+fn decode(r: &AnyRow) -> Result<Stored, sqlx::Error> {
+    let bad =
+        |column: &str, e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: e,
+        };
+    let created: String = r.try_get("created_at")?;
     let created_at = DateTime::parse_from_rfc3339(&created)
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+        .map_err(|e| bad("created_at", Box::new(e)))?
         .with_timezone(&Utc);
+    let priority: i64 = r.try_get("priority")?;
+    let category: String = r.try_get("category")?;
     Ok(Stored {
-        seq: r.get("seq"),
+        seq: r.try_get("seq")?,
         notification: Notification {
-            id: r.get("id"),
+            id: r.try_get("id")?,
             from: User {
-                id: r.get("sender_id"),
-                name: r.get("sender_name"),
+                id: r.try_get("sender_id")?,
+                name: r.try_get("sender_name")?,
             },
             to: User {
-                id: r.get("recipient_id"),
-                name: r.get("recipient_name"),
+                id: r.try_get("recipient_id")?,
+                name: r.try_get("recipient_name")?,
             },
-            message: r.get("message"),
+            message: r.try_get("message")?,
             created_at,
-            category: Category::parse(r.get("category")).unwrap_or_default(),
-            priority: r.get("priority"),
-            read: r.get::<Option<String>, _>("read_at").is_some(),
-            archived: r.get::<Option<String>, _>("archived_at").is_some(),
+            category: Category::parse(&category).unwrap_or_default(),
+            priority: u8::try_from(priority).map_err(|e| bad("priority", Box::new(e)))?,
+            read: r.try_get::<Option<String>, _>("read_at")?.is_some(),
+            archived: r.try_get::<Option<String>, _>("archived_at")?.is_some(),
         },
     })
 }
@@ -524,12 +845,24 @@ mod tests {
         }
     }
 
+    /// The same store on each backend.
+    async fn stores(dir: &tempfile::TempDir) -> Vec<Store> {
+        let mut stores = Vec::new();
+        for url in crate::test_support::both_backends(dir.path()).await {
+            stores.push(Store::open(&url).await.unwrap());
+        }
+        stores
+    }
+
     #[tokio::test]
     async fn a_batch_stores_each_id_once_and_reports_seqs_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
+        for store in stores(&dir).await {
+            batch_ids_once(&store).await;
+        }
+    }
+
+    async fn batch_ids_once(store: &Store) {
         let first = store
             .insert_batch(&[(n("a", 1), src(0)), (n("b", 1), src(1))])
             .await
@@ -567,9 +900,12 @@ mod tests {
     #[tokio::test]
     async fn batches_larger_than_a_chunk_are_stored_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
+        for store in stores(&dir).await {
+            large_batches(&store).await;
+        }
+    }
+
+    async fn large_batches(store: &Store) {
         let batch: Vec<_> = (0..INSERT_CHUNK as i64 * 2 + 7)
             .map(|i| (n(&format!("n{i}"), 3), src(i)))
             .collect();
@@ -577,5 +913,219 @@ mod tests {
         assert!(seqs.iter().all(Option::is_some));
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(store.counts(3).await.unwrap().total, batch.len() as i64);
+    }
+
+    fn ids(page: &StoredPage) -> Vec<&str> {
+        page.rows
+            .iter()
+            .map(|s| s.notification.id.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn state_changes_move_counts_and_versions_in_the_same_write() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            state_changes(&store).await;
+        }
+    }
+
+    async fn state_changes(store: &Store) {
+        let batch: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (n(id, 1), src(i as i64)))
+            .collect();
+        store.insert_batch(&batch).await.unwrap();
+        let start = store.counts(1).await.unwrap();
+        assert_eq!((start.unread, start.total), (3, 3));
+
+        let read = store
+            .set_state("a", Some(true), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(read.stored.notification.read);
+        let after_read = read.counts.expect("a change has counts");
+        assert_eq!((after_read.unread, after_read.total), (2, 3));
+        assert!(after_read.version > start.version);
+        let again = store
+            .set_state("a", Some(true), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.counts, None, "a no-op changes nothing");
+        assert_eq!(store.counts(1).await.unwrap(), after_read);
+
+        let archived = store
+            .set_state("b", None, Some(true))
+            .await
+            .unwrap()
+            .unwrap();
+        let c = archived.counts.unwrap();
+        assert_eq!((c.unread, c.total), (1, 2), "archived leaves the inbox");
+        let inbox = store
+            .page(1, &ListFilter::default(), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&inbox), ["c", "a"]);
+        let only_archived = ListFilter {
+            archived: true,
+            ..ListFilter::default()
+        };
+        let shelf = store.page(1, &only_archived, None, 10).await.unwrap();
+        assert_eq!(ids(&shelf), ["b"]);
+        let unread = ListFilter {
+            unread: true,
+            ..ListFilter::default()
+        };
+        assert_eq!(ids(&store.page(1, &unread, None, 10).await.unwrap()), ["c"]);
+
+        let (owner, c) = store.delete("c").await.unwrap().unwrap();
+        assert_eq!(owner, 1);
+        assert_eq!((c.unread, c.total), (0, 1));
+        assert_eq!(store.delete("c").await.unwrap(), None, "deleted once");
+        assert_eq!(store.owner_of("c").await.unwrap(), Some((1, true)));
+        assert!(store.get(1, "c").await.unwrap().is_none());
+        assert!(store
+            .set_state("c", Some(false), None)
+            .await
+            .unwrap()
+            .is_none());
+        // A redelivered record cannot bring a deleted notification back.
+        let redelivered = store.insert_batch(&[(n("c", 1), src(2))]).await.unwrap();
+        assert_eq!(redelivered, [None]);
+
+        store.set_state("a", Some(false), None).await.unwrap();
+        let (through, c) = store.read_all(1).await.unwrap().unwrap();
+        assert_eq!(through, "b", "the newest unread one, archived or not");
+        assert_eq!(c.unread, 0);
+        assert_eq!(
+            store.read_all(1).await.unwrap(),
+            None,
+            "nothing left unread"
+        );
+        assert_eq!(
+            store.counts(2).await.unwrap(),
+            Counts::default(),
+            "other inboxes untouched"
+        );
+    }
+
+    #[tokio::test]
+    async fn cursor_pages_are_stable_while_new_notifications_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            cursor_pages(&store).await;
+        }
+    }
+
+    async fn cursor_pages(store: &Store) {
+        let batch: Vec<_> = (0..10).map(|i| (n(&format!("p{i}"), 4), src(i))).collect();
+        store.insert_batch(&batch).await.unwrap();
+        let all = ListFilter::default();
+        let first = store.page(4, &all, None, 4).await.unwrap();
+        assert_eq!(ids(&first), ["p9", "p8", "p7", "p6"]);
+        assert!(first.more);
+        let newer: Vec<_> = (10..12).map(|i| (n(&format!("p{i}"), 4), src(i))).collect();
+        store.insert_batch(&newer).await.unwrap();
+        let (second, counts, newest) = store
+            .snapshot(4, &all, Some("p6"), 4)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ids(&second),
+            ["p5", "p4", "p3", "p2"],
+            "not shifted by new ones"
+        );
+        assert_eq!(counts.total, 12);
+        assert_eq!(newest.as_deref(), Some("p11"));
+        let last = store
+            .snapshot(4, &all, Some("p2"), 4)
+            .await
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(ids(&last), ["p1", "p0"]);
+        assert!(!last.more);
+        assert!(
+            store
+                .snapshot(4, &all, Some("p1"), 4)
+                .await
+                .unwrap()
+                .is_some()
+                && store
+                    .snapshot(3, &all, Some("p1"), 4)
+                    .await
+                    .unwrap()
+                    .is_none(),
+            "a cursor is only valid in its owner's inbox"
+        );
+    }
+
+    #[tokio::test]
+    async fn streams_start_and_replay_from_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            stream_positions(&store).await;
+        }
+    }
+
+    async fn stream_positions(store: &Store) {
+        let (none, last, counts) = store.stream_start(1, Some("x")).await.unwrap();
+        assert_eq!((none, last, counts), (None, 0, Counts::default()));
+        let batch: Vec<_> = (0..5).map(|i| (n(&format!("s{i}"), 1), src(i))).collect();
+        let seqs = store.insert_batch(&batch).await.unwrap();
+        store
+            .insert_batch(&[(n("other", 3), src(9))])
+            .await
+            .unwrap();
+        let (resume, last, counts) = store.stream_start(1, Some("s1")).await.unwrap();
+        assert_eq!(resume, seqs[1]);
+        assert_eq!(Some(last), seqs[4]);
+        assert_eq!(counts.total, 5);
+        let rest = store.after(1, resume.unwrap(), None, 100).await.unwrap();
+        let rest: Vec<&str> = rest.iter().map(|s| s.notification.id.as_str()).collect();
+        assert_eq!(rest, ["s2", "s3", "s4"], "oldest first, only this user's");
+        let window = store.after(1, resume.unwrap(), seqs[3], 100).await.unwrap();
+        assert_eq!(window.len(), 2, "up to the given seq");
+        assert_eq!(store.stream_start(3, Some("s1")).await.unwrap().0, None);
+    }
+
+    /// PostgreSQL only: with SQLite the limit is governor's, in process
+    /// (one instance), and `take_send` is never called.
+    #[tokio::test]
+    async fn the_shared_rate_limit_allows_the_burst_then_says_how_long_to_wait() {
+        let url = crate::test_support::postgres_database().await;
+        let store = Store::open(&url).await.unwrap();
+        let period = Duration::from_secs(10);
+        for _ in 0..3 {
+            assert_eq!(store.take_send(2, period, 3).await.unwrap(), None);
+        }
+        let wait = store
+            .take_send(2, period, 3)
+            .await
+            .unwrap()
+            .expect("over the burst");
+        assert!(wait > Duration::from_secs(8) && wait <= period, "{wait:?}");
+        assert_eq!(
+            store.take_send(3, period, 3).await.unwrap(),
+            None,
+            "per sender"
+        );
+        assert_eq!(
+            store.prune_send_allowance().await.unwrap(),
+            0,
+            "both still recent"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_url_of_another_kind_is_refused() {
+        for url in ["mysql://u@h/db", "herald.db", "postgres:/nohost", ""] {
+            let err = Store::open(url).await.unwrap_err().to_string();
+            assert!(err.contains("DATABASE_URL must be"), "{url}: {err}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! A stream too slow for the hub's buffer is caught up from the store: no
-//! event is silently lost. In-process, no broker needed (the producer is
-//! never used here and connects lazily).
+//! event is silently lost, on both backends (with PostgreSQL the events
+//! come through LISTEN/NOTIFY). In-process, no broker needed (the producer
+//! is never used here and connects lazily).
 
 mod common;
 
@@ -9,19 +10,36 @@ use std::collections::HashSet;
 use app::model::Principal;
 use futures::StreamExt;
 use herald::auth::Auth;
-use herald::delivery::{Delivery, Path};
+use herald::bus::{self, EventBus, LocalBus, PostgresBus};
 use herald::hub::{Hub, InboxEvent, CHANNEL_CAPACITY};
 use herald::kafka::Producer;
-use herald::service::{RateLimit, Service, StreamEvent};
+use herald::service::{RateLimit, Service};
 use herald::store::{Source, Store};
+use herald::stream::StreamEvent;
+use herald::writer::{Origin, Writer};
 use herald::Config;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn a_lagging_stream_catches_up_from_the_store_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let store = Store::open(&url).await.unwrap();
+    for url in herald::test_support::both_backends(dir.path()).await {
+        lagging_stream(&url).await;
+    }
+}
+
+async fn lagging_stream(url: &str) {
+    let store = Store::open(url).await.unwrap();
     let hub = Hub::default();
+    let stop = CancellationToken::new();
+    let bus: std::sync::Arc<dyn EventBus> = if store.is_shared() {
+        let listen = bus::listen(url.to_owned(), store.clone(), hub.clone(), stop.clone());
+        tokio::spawn(listen);
+        std::sync::Arc::new(PostgresBus)
+    } else {
+        std::sync::Arc::new(LocalBus(hub.clone()))
+    };
+    let writer = Writer::new(store.clone(), bus);
     let mut cfg = Config::defaults();
     cfg.kafka_brokers = "127.0.0.1:1".into();
     let producer = Producer::new(&cfg).unwrap();
@@ -32,14 +50,13 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
     };
     let service = Service::new(
         users,
-        store.clone(),
+        writer.clone(),
         producer,
         hub.clone(),
         Auth::new(&cfg),
         rate,
         None,
     );
-    let delivery = Delivery::new(store.clone(), hub.clone());
 
     let stream = service
         .subscribe(Principal::User(1), 1, None)
@@ -54,8 +71,8 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
             partition: 0,
             offset: i as i64,
         };
-        let new = delivery
-            .store_and_publish(vec![(n, source)], Path::Consumer)
+        let new = writer
+            .insert(vec![(n, source)], Origin::Consumer)
             .await
             .unwrap_or_else(|(e, _)| panic!("store: {e}"));
         assert_eq!(new, 1);
@@ -74,6 +91,7 @@ async fn a_lagging_stream_catches_up_from_the_store_in_order() {
         .collect()
         .await;
     let expected: Vec<String> = (0..total).map(|i| format!("lag-{i}")).collect();
-    assert_eq!(got, expected, "every event, in order, none twice");
+    assert_eq!(got, expected, "every event, in order, none twice ({url})");
     assert_eq!(got.iter().collect::<HashSet<_>>().len(), total);
+    stop.cancel();
 }

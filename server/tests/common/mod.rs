@@ -11,8 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
 use futures::StreamExt;
 use herald::{leptos_options, start, Config, Running};
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 /// Broker list of the shared test broker.
@@ -500,10 +505,22 @@ pub fn notification(id: &str, message: &str) -> app::model::Notification {
     }
 }
 
-/// Read-only view of a Herald SQLite file, for checks the API does not offer
-/// (every stored row, duplicates).
+/// Every stored row of a Herald store (SQLite file, read-only, or
+/// PostgreSQL database), for checks the API does not offer (duplicates).
 pub async fn stored_rows(cfg: &Config) -> Vec<(String, String)> {
     use sqlx::Row;
+    if cfg.database_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&cfg.database_url).await.unwrap();
+        let rows = sqlx::query("SELECT id, message FROM notifications ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        return rows
+            .iter()
+            .map(|r| (r.get("id"), r.get("message")))
+            .collect();
+    }
     let opts: sqlx::sqlite::SqliteConnectOptions = cfg.database_url.parse().unwrap();
     let pool = sqlx::SqlitePool::connect_with(opts.read_only(true))
         .await
@@ -639,4 +656,133 @@ pub async fn wait_for_inbox(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+#[derive(Default)]
+pub struct Outcomes {
+    /// (notification id, message) of every 2xx.
+    pub acked: Vec<(String, String)>,
+    /// message of every failed request.
+    pub failed: Vec<String>,
+}
+
+/// `total` sends with `concurrency` workers, spread over `bases` (one
+/// Herald or several); the returned counter of answered requests lets a
+/// test crash something in the middle.
+pub async fn load(
+    bases: &[String],
+    total: usize,
+    concurrency: usize,
+    tag: &str,
+) -> (
+    Arc<Mutex<Outcomes>>,
+    Arc<AtomicUsize>,
+    tokio::task::JoinSet<()>,
+) {
+    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (outcomes, next, answered, http) = (
+            outcomes.clone(),
+            next.clone(),
+            answered.clone(),
+            http.clone(),
+        );
+        let urls: Vec<String> = bases
+            .iter()
+            .map(|b| format!("{b}/api/notifications"))
+            .collect();
+        let tag = tag.to_owned();
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return;
+                }
+                let message = format!("{tag} {i}");
+                let from = (i % 4) as i64 + 1;
+                let to = ((i + 1) % 4) as i64 + 1;
+                let res = http
+                    .post(&urls[i % urls.len()])
+                    .json(&json!({"from": from, "to": to, "message": message}))
+                    .send()
+                    .await;
+                let acked_id = match res {
+                    Ok(r) if r.status().is_success() => r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["id"].as_str().map(str::to_owned)),
+                    _ => None,
+                };
+                answered.fetch_add(1, Ordering::Relaxed);
+                let failed = acked_id.is_none();
+                {
+                    let mut o = outcomes.lock().unwrap();
+                    match acked_id {
+                        Some(id) => o.acked.push((id, message)),
+                        None => o.failed.push(message),
+                    }
+                }
+                if failed {
+                    // The server is down: do not burn through the rest.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+    }
+    (outcomes, answered, workers)
+}
+
+/// Every acknowledged send stored exactly once, nothing unexpected stored;
+/// returns how many failed sends were stored anyway.
+pub fn check_exactly_once(rows: &[(String, String)], outcomes: &Outcomes) -> usize {
+    let stored: HashSet<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+    let missing: Vec<&str> = outcomes
+        .acked
+        .iter()
+        .filter(|(id, _)| !stored.contains(id.as_str()))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "MISSING {} of {} acknowledged (stored {}), e.g. {:?}",
+            missing.len(),
+            outcomes.acked.len(),
+            rows.len(),
+            &missing[..missing.len().min(20)]
+        );
+    }
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    let mut by_message: HashMap<&str, usize> = HashMap::new();
+    for (id, message) in rows {
+        *by_id.entry(id).or_default() += 1;
+        *by_message.entry(message).or_default() += 1;
+    }
+    for (id, message) in &outcomes.acked {
+        assert_eq!(
+            by_id.get(id.as_str()),
+            Some(&1),
+            "acknowledged {message} ({id}) must be stored exactly once"
+        );
+    }
+    let twice: Vec<_> = by_message.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored twice: {twice:?}");
+    let failed: HashSet<&str> = outcomes.failed.iter().map(String::as_str).collect();
+    let failed_but_stored = rows
+        .iter()
+        .filter(|(_, m)| failed.contains(m.as_str()))
+        .count();
+    assert_eq!(
+        rows.len(),
+        outcomes.acked.len() + failed_but_stored,
+        "nothing unexpected stored"
+    );
+    failed_but_stored
 }

@@ -1,0 +1,312 @@
+//! The event bus: how a committed inbox change reaches the SSE streams of
+//! every instance.
+//!
+//! Two implementations of [`EventBus`], chosen by the store:
+//! - [`LocalBus`] (SQLite, one instance): the writer hands events straight
+//!   to this process's [`Hub`], holding the store's write turn, so streams
+//!   see them in commit order.
+//! - [`PostgresBus`] (PostgreSQL, any number of instances): the store sends
+//!   an [`Announcement`] with `NOTIFY herald_inbox` inside the writing
+//!   transaction. PostgreSQL delivers it to every listening instance only
+//!   once the transaction committed, and in commit order. Each instance's
+//!   [`listen`] task turns announcements for users watched on it into hub
+//!   events, reading what they name from the store (which already holds
+//!   it). Announcements stay small (NOTIFY payloads are limited to 8000
+//!   bytes): the rows themselves are read, not carried.
+//!
+//! Why `LISTEN/NOTIFY` and not a Kafka topic of stored events: see
+//! `docs/scale-out.md` (it is in the writing transaction, so an event is
+//! never announced for a write that rolled back, nor lost for one that
+//! committed, and costs no extra broker round trip).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use app::model::{Change, Counts, StateEvent};
+
+use crate::hub::{Hub, InboxEvent};
+use crate::store::{Store, Stored};
+
+/// PostgreSQL channel of the announcements.
+pub const CHANNEL: &str = "herald_inbox";
+
+/// Largest announcement sent as is; a larger one (an absurdly long
+/// notification id) becomes [`Announcement::Resync`].
+const MAX_PAYLOAD: usize = 4_000;
+
+/// Most rows the listener reads for one announcement (a batch holds at most
+/// `consumer::BATCH_MAX`); beyond it, streams catch up by themselves.
+const MAX_ROWS: i64 = 10_000;
+
+/// A committed change of one user's inbox, as sent between instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k")]
+pub enum Announcement {
+    /// New notifications with `seq` in `lo..=hi` (and other users' rows in
+    /// between), and the counts after them.
+    #[serde(rename = "n")]
+    Stored {
+        /// The recipient.
+        #[serde(rename = "u")]
+        user: i64,
+        /// Smallest new `seq`.
+        lo: i64,
+        /// Largest new `seq`.
+        hi: i64,
+        /// Counts after the write.
+        #[serde(rename = "c")]
+        counts: Counts,
+    },
+    /// Read or archived state of notification `id` changed.
+    #[serde(rename = "u")]
+    Updated {
+        /// The owner.
+        #[serde(rename = "u")]
+        user: i64,
+        /// The notification.
+        id: String,
+        /// Counts after the change.
+        #[serde(rename = "c")]
+        counts: Counts,
+    },
+    /// Notification `id` was deleted.
+    #[serde(rename = "d")]
+    Deleted {
+        /// The owner.
+        #[serde(rename = "u")]
+        user: i64,
+        /// The notification.
+        id: String,
+        /// Counts after the change.
+        #[serde(rename = "c")]
+        counts: Counts,
+    },
+    /// Everything up to `through` was marked read.
+    #[serde(rename = "a")]
+    ReadAll {
+        /// The owner.
+        #[serde(rename = "u")]
+        user: i64,
+        /// Newest notification marked read.
+        through: String,
+        /// Counts after the change.
+        #[serde(rename = "c")]
+        counts: Counts,
+    },
+    /// Something changed that did not fit an announcement: streams of
+    /// `user` catch up from the store.
+    #[serde(rename = "r")]
+    Resync {
+        /// The owner.
+        #[serde(rename = "u")]
+        user: i64,
+    },
+}
+
+impl Announcement {
+    /// Whose inbox changed.
+    pub fn user(&self) -> i64 {
+        match self {
+            Self::Stored { user, .. }
+            | Self::Updated { user, .. }
+            | Self::Deleted { user, .. }
+            | Self::ReadAll { user, .. }
+            | Self::Resync { user } => *user,
+        }
+    }
+
+    /// The NOTIFY payload: JSON, never larger than [`MAX_PAYLOAD`].
+    pub fn to_payload(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        if json.len() <= MAX_PAYLOAD && !json.is_empty() {
+            return json;
+        }
+        let resync = Self::Resync { user: self.user() };
+        serde_json::to_string(&resync).unwrap_or_default()
+    }
+}
+
+/// Where the writer hands what it committed.
+#[async_trait::async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// New notifications were committed (each recipient's in `seq` order).
+    async fn stored(&self, store: &Store, news: Vec<Stored>);
+
+    /// Read state, archive state or deletion of `user`'s inbox changed.
+    fn changed(&self, user: i64, event: StateEvent);
+}
+
+/// In-process events (SQLite): published to this instance's hub at commit.
+pub struct LocalBus(pub Hub);
+
+#[async_trait::async_trait]
+impl EventBus for LocalBus {
+    async fn stored(&self, store: &Store, news: Vec<Stored>) {
+        let mut recipients = std::collections::BTreeSet::new();
+        for stored in news {
+            let user = stored.notification.to.id;
+            recipients.insert(user);
+            self.0.publish(user, InboxEvent::Stored(stored));
+        }
+        // One counts event per watched recipient and batch (the badge), not
+        // one per notification.
+        for user in recipients.into_iter().filter(|u| self.0.is_watched(*u)) {
+            match store.counts(user).await {
+                Ok(c) => self.0.publish(user, InboxEvent::Counts(c)),
+                Err(e) => tracing::warn!(error = %e, user, "reading counts failed"),
+            }
+        }
+    }
+
+    fn changed(&self, user: i64, event: StateEvent) {
+        self.0.publish(user, InboxEvent::State(event));
+    }
+}
+
+/// Events through PostgreSQL: the store already announced the change inside
+/// its transaction, and [`listen`] (on every instance, this one included)
+/// publishes it. Nothing is left to do at commit.
+pub struct PostgresBus;
+
+#[async_trait::async_trait]
+impl EventBus for PostgresBus {
+    async fn stored(&self, _store: &Store, _news: Vec<Stored>) {}
+
+    fn changed(&self, _user: i64, _event: StateEvent) {}
+}
+
+/// Listen for announcements on `url` until `shutdown`, publishing those of
+/// users watched here to `hub`. Reconnects by itself; after every
+/// (re)connection all streams catch up from the store, since announcements
+/// sent while nobody listened are gone.
+pub async fn listen(url: String, store: Store, hub: Hub, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut listener = PgListener::connect(&url).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            l = connected => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for inbox announcements; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        };
+        backoff = Duration::from_millis(100);
+        tracing::info!(channel = CHANNEL, "listening for inbox announcements");
+        hub.resync_all();
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = listener.try_recv() => r,
+            };
+            match received {
+                Ok(Some(n)) => match serde_json::from_str::<Announcement>(n.payload()) {
+                    Ok(a) => deliver(a, &store, &hub).await,
+                    Err(e) => {
+                        metrics::counter!("herald_bus_bad_announcements_total").increment(1);
+                        tracing::warn!(error = %e, "ignoring an announcement Herald cannot read");
+                    }
+                },
+                // The connection was lost: connect again (and resync).
+                Ok(None) => {
+                    tracing::warn!("lost the announcement connection; reconnecting");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "announcement connection failed; reconnecting");
+                    break;
+                }
+            }
+        }
+        metrics::counter!("herald_bus_reconnects_total").increment(1);
+    }
+}
+
+/// Turn one announcement into hub events for this instance's streams.
+async fn deliver(a: Announcement, store: &Store, hub: &Hub) {
+    metrics::counter!("herald_bus_announcements_total").increment(1);
+    let user = a.user();
+    if !hub.is_watched(user) {
+        return;
+    }
+    let state = |change, counts| InboxEvent::State(StateEvent { change, counts });
+    let event = match a {
+        Announcement::Stored { lo, hi, counts, .. } => {
+            match store.after(user, lo - 1, Some(hi), MAX_ROWS).await {
+                Ok(rows) if (rows.len() as i64) < MAX_ROWS => {
+                    for stored in rows {
+                        hub.publish(user, InboxEvent::Stored(stored));
+                    }
+                    InboxEvent::Counts(counts)
+                }
+                Ok(_) => InboxEvent::Resync,
+                Err(e) => {
+                    tracing::warn!(error = %e, user, "reading announced notifications failed");
+                    InboxEvent::Resync
+                }
+            }
+        }
+        Announcement::Updated { id, counts, .. } => match store.get(user, &id).await {
+            Ok(Some(stored)) => state(
+                Change::Updated {
+                    notification: stored.notification,
+                },
+                counts,
+            ),
+            // Deleted since; its own announcement follows.
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, user, "reading an announced change failed");
+                InboxEvent::Resync
+            }
+        },
+        Announcement::Deleted { id, counts, .. } => state(Change::Deleted { id }, counts),
+        Announcement::ReadAll {
+            through, counts, ..
+        } => state(Change::ReadAll { through }, counts),
+        Announcement::Resync { .. } => InboxEvent::Resync,
+    };
+    hub.publish(user, event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_round_trip_and_oversized_ones_become_resyncs() {
+        let counts = Counts {
+            unread: 1,
+            total: 2,
+            version: 3,
+        };
+        let a = Announcement::Updated {
+            user: 1,
+            id: "x".into(),
+            counts,
+        };
+        let back: Announcement = serde_json::from_str(&a.to_payload()).unwrap();
+        assert_eq!(back, a);
+        let huge = Announcement::Deleted {
+            user: 4,
+            id: "x".repeat(MAX_PAYLOAD),
+            counts,
+        };
+        let back: Announcement = serde_json::from_str(&huge.to_payload()).unwrap();
+        assert_eq!(back, Announcement::Resync { user: 4 });
+    }
+}
