@@ -175,7 +175,6 @@ async fn an_unusable_database_url_is_refused_at_start() {
 /// to another with `Last-Event-ID` and misses nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_one_instance_mid_load_loses_nothing_and_its_streams_resume_elsewhere() {
-    use std::sync::atomic::Ordering;
     use std::time::Instant;
 
     let dir = tempfile::tempdir().unwrap();
@@ -193,16 +192,16 @@ async fn kill_9_of_one_instance_mid_load_loses_nothing_and_its_streams_resume_el
         .unwrap_or(5_000);
     let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
     let t0 = Instant::now();
-    let (outcomes, answered, mut workers) = common::load(&bases, total, 32, "spread").await;
+    let sends = common::load(&bases, total, 32, "spread").await;
 
     let mut heard: Vec<String> = Vec::new();
-    while answered.load(Ordering::Relaxed) < total / 2 {
+    while sends.answered() < total / 2 {
         if let Some(ev) = stream.next_notification(Duration::from_millis(5)).await {
             heard.push(ev.id.unwrap());
         }
     }
     nodes[0].kill().await;
-    let killed_at = answered.load(Ordering::Relaxed);
+    let killed_at = sends.answered();
     // Whatever was still in flight to the client, then the end of the stream.
     while let Some(ev) = stream.next_notification(Duration::from_secs(1)).await {
         heard.push(ev.id.unwrap());
@@ -214,12 +213,7 @@ async fn kill_9_of_one_instance_mid_load_loses_nothing_and_its_streams_resume_el
         None => reconnect.query(&[("since", "0")]),
     };
     let mut stream = SseClient::open(reconnect).await;
-    while workers.join_next().await.is_some() {}
-    let outcomes = std::sync::Arc::try_unwrap(outcomes)
-        .ok()
-        .unwrap()
-        .into_inner()
-        .unwrap();
+    let outcomes = sends.finish().await;
     let rows = common::settle(&cfg, outcomes.acked.len(), Duration::from_secs(60)).await;
     let failed_but_stored = common::check_exactly_once(&rows, &outcomes);
 
@@ -274,4 +268,56 @@ async fn kill_9_of_one_instance_mid_load_loses_nothing_and_its_streams_resume_el
     for mut n in nodes.into_iter().skip(1) {
         assert_eq!(n.terminate().await.code(), Some(0));
     }
+}
+
+/// Instances join and leave under load (one more starts, one stops
+/// gracefully): partitions move between real group members, the leaving
+/// one commits what it stored and exits 0, and every acknowledged send is
+/// stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_join_and_leave_under_load_without_loss_or_duplicates() {
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path(), &shared_brokers());
+    cfg.database_url = herald::test_support::postgres_database().await;
+    let a = common::HeraldProcess::spawn(&cfg).await;
+    let mut b = common::HeraldProcess::spawn(&cfg).await;
+    let total = 3_000;
+    let t0 = Instant::now();
+    let bases = [a.base.clone(), b.base.clone()];
+    let sends = common::load(&bases, total, 16, "rolling").await;
+    while sends.answered() < total / 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut c = common::HeraldProcess::spawn(&cfg).await;
+    let joined_at = sends.answered();
+    while sends.answered() < 2 * total / 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let left_at = sends.answered();
+    assert_eq!(
+        b.terminate().await.code(),
+        Some(0),
+        "a leaving member exits 0"
+    );
+    let outcomes = sends.finish().await;
+    let rows = common::settle(&cfg, outcomes.acked.len(), Duration::from_secs(60)).await;
+    let failed_but_stored = common::check_exactly_once(&rows, &outcomes);
+    common::figure(&format!(
+        "cluster rolling: {total} sends over A and B, C joined after {joined_at} answers, \
+         B stopped (SIGTERM) after {left_at}; acked {} failed {} stored {} \
+         (failed-but-stored {failed_but_stored}), each acked once; total {:?}",
+        outcomes.acked.len(),
+        outcomes.failed.len(),
+        rows.len(),
+        t0.elapsed()
+    ));
+    assert!(
+        outcomes.acked.len() >= total * 2 / 3,
+        "sends to A never fail"
+    );
+    let mut a = a;
+    assert_eq!(a.terminate().await.code(), Some(0));
+    assert_eq!(c.terminate().await.code(), Some(0));
 }

@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -25,23 +23,17 @@ async fn server_kill_9_mid_load_loses_no_acknowledged_notification() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);
     let t0 = Instant::now();
-    let (outcomes, answered, mut workers) =
-        load(std::slice::from_ref(&server.base), total, 32, "crash").await;
-    while answered.load(Ordering::Relaxed) < total / 2 {
+    let sends = load(std::slice::from_ref(&server.base), total, 32, "crash").await;
+    while sends.answered() < total / 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.kill().await;
-    let killed_at = answered.load(Ordering::Relaxed);
+    let killed_at = sends.answered();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let restart = Instant::now();
     server.restart().await;
     let back_in = restart.elapsed();
-    while workers.join_next().await.is_some() {}
-    let outcomes = Arc::try_unwrap(outcomes)
-        .ok()
-        .unwrap()
-        .into_inner()
-        .unwrap();
+    let outcomes = sends.finish().await;
     let rows = settle(&cfg, outcomes.acked.len(), Duration::from_secs(40)).await;
     let failed_but_stored = check_exactly_once(&rows, &outcomes);
     figure(&format!(
@@ -65,9 +57,8 @@ async fn broker_kill_9_mid_load_gives_503s_then_recovers_without_loss() {
     cfg.send_timeout_ms = 2_000;
     let h = Herald::start(cfg.clone()).await;
     let total = 2_000;
-    let (outcomes, answered, mut workers) =
-        load(std::slice::from_ref(&h.base), total, 16, "outage").await;
-    while answered.load(Ordering::Relaxed) < total / 4 {
+    let sends = load(std::slice::from_ref(&h.base), total, 16, "outage").await;
+    while sends.answered() < total / 4 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     broker.kill().await;
@@ -88,7 +79,7 @@ async fn broker_kill_9_mid_load_gives_503s_then_recovers_without_loss() {
     }
     broker.restart().await;
     let outage = down.elapsed();
-    while workers.join_next().await.is_some() {}
+    let mut outcomes = sends.finish().await;
     // Sends work again without restarting Herald.
     let recovered = Instant::now();
     loop {
@@ -108,11 +99,6 @@ async fn broker_kill_9_mid_load_gives_503s_then_recovers_without_loss() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovery = recovered.elapsed();
-    let mut outcomes = Arc::try_unwrap(outcomes)
-        .ok()
-        .unwrap()
-        .into_inner()
-        .unwrap();
     outcomes.failed.push("while down".into());
     let rows = settle(&h.cfg, outcomes.acked.len() + 1, Duration::from_secs(60)).await;
     let rows: Vec<_> = rows

@@ -33,6 +33,11 @@ struct Cli {
     /// Base URL of the Herald under test.
     #[arg(long, env = "HERALD_URL", default_value = "http://127.0.0.1:3000")]
     url: String,
+    /// Base URL the `e2e` streams are opened on (default: `--url`). With
+    /// several instances, sends go to `--url` and streams to this one, which
+    /// must share the token secret.
+    #[arg(long)]
+    watch_url: Option<String>,
     /// Directory for `<mode>.json` and `<mode>.svg`.
     #[arg(long, default_value = "docs/bench")]
     out: PathBuf,
@@ -83,6 +88,9 @@ enum Mode {
         /// Timed list requests.
         #[arg(long, default_value_t = 500)]
         requests: usize,
+        /// Page size of the timed list requests.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
 }
 
@@ -179,7 +187,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             rate,
             seconds,
             subscribers,
-        } => e2e(&http, &base, rate, seconds, subscribers).await?,
+        } => {
+            let watch = cli.watch_url.as_deref().unwrap_or(&base);
+            let watch = watch.trim_end_matches('/').to_owned();
+            e2e(&http, &base, &watch, rate, seconds, subscribers).await?
+        }
         Mode::Fanout {
             connections,
             server_pid,
@@ -188,7 +200,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed,
             user,
             requests,
-        } => store(&http, &base, seed, user, requests).await?,
+            limit,
+        } => store(&http, &base, seed, user, requests, limit).await?,
     };
     std::fs::create_dir_all(&cli.out)?;
     let json_path = cli.out.join(format!("{name}.json"));
@@ -325,6 +338,7 @@ async fn open_stream(
 async fn e2e(
     http: &reqwest::Client,
     base: &str,
+    watch: &str,
     rate: u64,
     seconds: f64,
     subscribers: usize,
@@ -348,7 +362,7 @@ async fn e2e(
         streams_per_user[user - 1] += 1;
         let mut events = open_stream(
             http,
-            &format!("{base}/api/users/{user}/events"),
+            &format!("{watch}/api/users/{user}/events"),
             user as i64,
         )
         .await?;
@@ -539,6 +553,7 @@ async fn store(
     seed: usize,
     user: i64,
     requests: usize,
+    limit: u32,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let mut seeded_in = 0.0;
     let mut failures = 0u64;
@@ -609,9 +624,10 @@ async fn store(
     let mut listed = 0;
     for _ in 0..requests {
         let t = Instant::now();
-        // 100 per page, the size the figures were first taken with.
         let res = as_user(
-            http.get(format!("{base}/api/users/{user}/notifications?limit=100")),
+            http.get(format!(
+                "{base}/api/users/{user}/notifications?limit={limit}"
+            )),
             user,
         )
         .send()
@@ -626,7 +642,7 @@ async fn store(
     }
     let report = json!({
         "mode": "store", "user": user, "seeded": seed, "seed_seconds": seeded_in,
-        "list_requests": requests, "listed_per_request": listed,
+        "list_requests": requests, "page_size": limit, "listed_per_request": listed,
         "latency_ms": summary(&hist),
     });
     Ok(("store", report, hist, failures))

@@ -669,16 +669,7 @@ pub struct Outcomes {
 /// `total` sends with `concurrency` workers, spread over `bases` (one
 /// Herald or several); the returned counter of answered requests lets a
 /// test crash something in the middle.
-pub async fn load(
-    bases: &[String],
-    total: usize,
-    concurrency: usize,
-    tag: &str,
-) -> (
-    Arc<Mutex<Outcomes>>,
-    Arc<AtomicUsize>,
-    tokio::task::JoinSet<()>,
-) {
+pub async fn load(bases: &[String], total: usize, concurrency: usize, tag: &str) -> Load {
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let next = Arc::new(AtomicUsize::new(0));
     let answered = Arc::new(AtomicUsize::new(0));
@@ -737,7 +728,36 @@ pub async fn load(
             }
         });
     }
-    (outcomes, answered, workers)
+    Load {
+        outcomes,
+        answered,
+        workers,
+    }
+}
+
+/// Sends under way (see [`load`]).
+pub struct Load {
+    outcomes: Arc<Mutex<Outcomes>>,
+    answered: Arc<AtomicUsize>,
+    workers: tokio::task::JoinSet<()>,
+}
+
+impl Load {
+    /// Requests answered so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Wait until every send was answered; what became of them.
+    pub async fn finish(mut self) -> Outcomes {
+        while self.workers.join_next().await.is_some() {}
+        drop(self.workers);
+        Arc::try_unwrap(self.outcomes)
+            .ok()
+            .expect("workers are done")
+            .into_inner()
+            .unwrap()
+    }
 }
 
 /// Every acknowledged send stored exactly once, nothing unexpected stored;
