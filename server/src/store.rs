@@ -1128,4 +1128,52 @@ mod tests {
             assert!(err.contains("DATABASE_URL must be"), "{url}: {err}");
         }
     }
+
+    /// PostgreSQL only: SQLite has one writer at a time, so its `seq`
+    /// cannot commit out of order.
+    ///
+    /// Four writers insert batches for two users at once while a reader
+    /// follows user 1 the way a stream does (`after` its last `seq`). Had a
+    /// smaller `seq` committed after a larger one, the reader would have
+    /// moved past it and never seen it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_commit_each_users_seqs_in_order() {
+        let url = crate::test_support::postgres_database().await;
+        let store = Store::open(&url).await.unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for b in 0..40 {
+                        let batch: Vec<_> = (0..6)
+                            .map(|i| {
+                                let to = if i % 2 == 0 { 1 } else { 3 };
+                                (n(&format!("w{w}-b{b}-{i}"), to), src(i))
+                            })
+                            .collect();
+                        store.insert_batch(&batch).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut last = 0;
+        let mut seen = std::collections::HashSet::new();
+        let mut finished = false;
+        while !finished {
+            finished = writers.iter().all(|w| w.is_finished());
+            for row in store.after(1, last, None, 10_000).await.unwrap() {
+                assert!(row.seq > last);
+                last = row.seq;
+                assert!(seen.insert(row.notification.id));
+            }
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert_eq!(
+            seen.len(),
+            4 * 40 * 3,
+            "the follower saw every row of user 1"
+        );
+    }
 }

@@ -37,11 +37,31 @@ pub fn config(dir: &Path, brokers: &str) -> Config {
     cfg.kafka_brokers = brokers.to_owned();
     cfg.topic = format!("notifications-{unique}");
     cfg.group_id = format!("group-{unique}");
-    cfg.database_url = format!("sqlite://{}", dir.join("herald.db").display());
+    cfg.database_url = store_url(dir);
     cfg.site_addr = "127.0.0.1:0".parse().unwrap();
     cfg.auth = herald::config::AuthMode::Off;
     cfg.rate_limit_burst = 0;
     cfg
+}
+
+/// The store a test runs on: a SQLite file in `dir`, or with
+/// `HERALD_TEST_STORE=postgres` (scripts/test's second pass) a fresh
+/// database on the test PostgreSQL server, so the API suites run against
+/// both backends.
+pub fn store_url(dir: &Path) -> String {
+    match std::env::var("HERALD_TEST_STORE").as_deref() {
+        Ok("postgres") => std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(herald::test_support::postgres_database())
+        })
+        .join()
+        .unwrap(),
+        Ok("sqlite") | Err(_) => format!("sqlite://{}", dir.join("herald.db").display()),
+        Ok(other) => panic!("HERALD_TEST_STORE={other}: expected sqlite or postgres"),
+    }
 }
 
 /// [`config`] with auth on, a known secret and the default rate limit.
