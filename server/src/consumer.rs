@@ -14,7 +14,7 @@
 //! `delivery`) are not written again: the [`Ledger`] says so, and only their
 //! offsets are stored.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -140,66 +140,131 @@ pub struct Sink {
 /// group (a little more than the session timeout).
 const STALL_AFTER: Duration = Duration::from_secs(15);
 
-/// Detects a member left without partitions by a broker that never
+/// Detects partitions left without a consumer by a broker that never
 /// rebalances again.
 ///
-/// Seen with tansu 0.6: when a member is killed (`kill -9`) while it leads
-/// the group, the broker evicts it after the session timeout but leaves the
-/// survivors with the dead leader's (empty) assignment and never asks them to
-/// rejoin; nothing is consumed until they do. When this member has held no
-/// partition for [`STALL_AFTER`] and the group has no more members than the
-/// topic has partitions (so an empty assignment cannot be legitimate), it
-/// rejoins by subscribing again. Apache Kafka never gets here.
+/// Seen with tansu 0.6: when a member is killed (`kill -9`), the broker
+/// never asks the survivors to rejoin; they keep their old assignment
+/// (possibly empty) and the dead member's partitions are consumed by nobody.
+/// (Its group description is broken too: `DescribeGroups` fails on the
+/// sqlite engine, so the group's members cannot be asked for.) Two symptoms
+/// are watched for, and either makes this member rejoin by subscribing
+/// again, which makes the broker rebalance the whole group:
+/// - this member has held no partition for [`STALL_AFTER`];
+/// - a partition this member does not own has records waiting but its
+///   committed offset has not moved for [`ORPHANED_AFTER`]: its owner is
+///   gone (or stuck; then a rejoin costs one rebalance, nothing else).
+///
+/// Apache Kafka rebalances by itself after the session timeout and never
+/// gets here.
 struct StallGuard {
     empty_since: Option<Instant>,
+    /// Partitions of others with records waiting: the committed offset
+    /// last seen and since when it has not moved.
+    waiting: HashMap<i32, (i64, Instant)>,
 }
 
+/// How long a partition owned by another member may have records waiting
+/// without its committed offset moving before this member forces a
+/// rebalance (well above the commit interval and a store outage's first
+/// retries).
+const ORPHANED_AFTER: Duration = Duration::from_secs(20);
+
 impl StallGuard {
-    fn check(&mut self, consumer: &GroupConsumer, cfg_topic: &str, group: &str) {
-        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
-        if assigned > 0 {
-            self.empty_since = None;
-            return;
+    fn new() -> Self {
+        Self {
+            empty_since: None,
+            waiting: HashMap::new(),
         }
-        let since = *self.empty_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < STALL_AFTER {
-            return;
-        }
+    }
+
+    fn check(&mut self, consumer: &GroupConsumer, topic: &str, group: &str) {
+        let assigned: HashSet<i32> = consumer
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
         let client = consumer.client();
         let partitions = client
-            .fetch_metadata(Some(cfg_topic), Duration::from_secs(2))
+            .fetch_metadata(Some(topic), Duration::from_secs(2))
             .ok()
-            .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32))
             .unwrap_or(0);
-        let members = client
-            .fetch_group_list(Some(group), Duration::from_secs(2))
-            .ok()
-            .and_then(|l| l.groups().first().map(|g| g.members().len()));
-        if let Some(members) = members {
-            if partitions > 0 && members > partitions {
+        if assigned.is_empty() {
+            let since = *self.empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < STALL_AFTER {
+                return;
+            }
+            let members = client
+                .fetch_group_list(Some(group), Duration::from_secs(2))
+                .ok()
+                .and_then(|l| l.groups().first().map(|g| g.members().len()));
+            if members.is_some_and(|m| partitions > 0 && m > partitions as usize) {
                 // More members than partitions: idling is legitimate.
                 self.empty_since = None;
                 return;
             }
+            return self.rejoin(consumer, topic, group, "no partitions assigned");
         }
-        tracing::warn!(
-            group,
-            ?members,
-            partitions,
-            "no partitions assigned for {STALL_AFTER:?}; rejoining the consumer group"
-        );
+        self.empty_since = None;
+        let mut others = TopicPartitionList::new();
+        for p in (0..partitions).filter(|p| !assigned.contains(p)) {
+            others.add_partition(topic, p);
+        }
+        if others.count() == 0 {
+            self.waiting.clear();
+            return;
+        }
+        let Ok(committed) = consumer.committed_offsets(others, Duration::from_secs(2)) else {
+            return;
+        };
+        let mut orphaned = None;
+        for e in committed.elements() {
+            let p = e.partition();
+            let Ok((low, high)) = client.fetch_watermarks(topic, p, Duration::from_secs(2)) else {
+                continue;
+            };
+            let at = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            if high <= at {
+                self.waiting.remove(&p);
+                continue;
+            }
+            match self.waiting.get(&p) {
+                Some((seen, since)) if *seen == at => {
+                    if since.elapsed() >= ORPHANED_AFTER {
+                        orphaned = Some(p);
+                    }
+                }
+                _ => {
+                    self.waiting.insert(p, (at, Instant::now()));
+                }
+            }
+        }
+        self.waiting.retain(|p, _| !assigned.contains(p));
+        if let Some(p) = orphaned {
+            let why = format!("partition {p} has records waiting and nobody consuming them");
+            self.rejoin(consumer, topic, group, &why);
+        }
+    }
+
+    fn rejoin(&mut self, consumer: &GroupConsumer, topic: &str, group: &str, why: &str) {
+        tracing::warn!(group, "{why}; rejoining the consumer group");
+        metrics::counter!("herald_consumer_rejoins_total").increment(1);
         consumer.unsubscribe();
-        if let Err(e) = consumer.subscribe(&[cfg_topic]) {
+        if let Err(e) = consumer.subscribe(&[topic]) {
             tracing::error!(error = %e, "could not resubscribe");
         }
         self.empty_since = None;
+        self.waiting.clear();
     }
 }
 
 /// Consume until `shutdown`, then commit what was stored and leave the group.
 pub async fn run(consumer: GroupConsumer, sink: Sink, shutdown: CancellationToken) {
     tracing::info!(topic = %sink.topic, dlq = %sink.dlq, "consumer started");
-    let mut guard = StallGuard { empty_since: None };
+    let mut guard = StallGuard::new();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
