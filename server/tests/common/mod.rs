@@ -577,6 +577,10 @@ pub async fn settle(cfg: &Config, n: usize, within: Duration) -> Vec<(String, St
 /// Print a measured figure and append it to `target/reliability-figures.txt`
 /// (scripts/test shows that file at the end; docs/reliability.md quotes it).
 pub fn figure(line: &str) {
+    let line = match std::env::var("HERALD_TEST_STORE").as_deref() {
+        Ok("postgres") => format!("[postgres pass] {line}"),
+        _ => line.to_owned(),
+    };
     eprintln!("FIGURES {line}");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reliability-figures.txt");
     if let Ok(mut f) = std::fs::OpenOptions::new()
