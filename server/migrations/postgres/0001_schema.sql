@@ -52,52 +52,65 @@ CREATE TABLE inbox_counts (
 -- Per-user commit order of `seq`. A sequence hands out numbers when rows
 -- are formed, not when they commit: two instances writing for one user
 -- could commit 11 before 10, and a stream that moved on to 11 would never
--- see 10. So a row first locks its recipient's counts row (held until
--- commit) and only then takes its number: for one user, a larger `seq`
+-- see 10. So a row first takes a transaction-scoped advisory lock on its
+-- recipient (held until commit; taking it again in the same transaction
+-- costs nothing) and only then its number: for one user, a larger `seq`
 -- always commits later. Writers insert rows sorted by recipient, so two
 -- transactions never wait on each other in a cycle.
 CREATE FUNCTION notifications_take_seq() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO inbox_counts (user_id, unread, total, version)
-    VALUES (NEW.recipient_id, 0, 0, 0)
-    ON CONFLICT (user_id) DO NOTHING;
-    PERFORM 1 FROM inbox_counts WHERE user_id = NEW.recipient_id FOR UPDATE;
+    PERFORM pg_advisory_xact_lock(NEW.recipient_id);
     NEW.seq := nextval('notifications_seq');
     RETURN NEW;
 END $$;
 CREATE TRIGGER notifications_take_seq BEFORE INSERT ON notifications
     FOR EACH ROW EXECUTE FUNCTION notifications_take_seq();
 
--- Counts follow inserted rows (AFTER: a duplicate skipped by ON CONFLICT
--- never gets here).
+-- Counts follow the rows, once per statement and user (a row-level trigger
+-- would update one user's counts row once per notification, and PostgreSQL
+-- slows down with every version of one row a transaction piles up). The
+-- transition table holds only rows really inserted: a duplicate skipped by
+-- ON CONFLICT never counts. `version` grows by one per row, as on SQLite.
 CREATE FUNCTION notifications_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE inbox_counts SET
-        unread  = unread + (NEW.read_at IS NULL AND NEW.archived_at IS NULL AND NEW.deleted_at IS NULL)::int,
-        total   = total + (NEW.archived_at IS NULL AND NEW.deleted_at IS NULL)::int,
-        version = version + 1
-    WHERE user_id = NEW.recipient_id;
+    INSERT INTO inbox_counts AS c (user_id, unread, total, version)
+    SELECT recipient_id,
+           count(*) FILTER (WHERE read_at IS NULL AND archived_at IS NULL AND deleted_at IS NULL),
+           count(*) FILTER (WHERE archived_at IS NULL AND deleted_at IS NULL),
+           count(*)
+    FROM inserted GROUP BY recipient_id ORDER BY recipient_id
+    ON CONFLICT (user_id) DO UPDATE SET
+        unread  = c.unread + excluded.unread,
+        total   = c.total + excluded.total,
+        version = c.version + excluded.version;
     RETURN NULL;
 END $$;
 CREATE TRIGGER notifications_count_insert AFTER INSERT ON notifications
-    FOR EACH ROW EXECUTE FUNCTION notifications_count_insert();
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION notifications_count_insert();
 
 CREATE FUNCTION notifications_count_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE inbox_counts SET
-        unread = unread
-            + (NEW.read_at IS NULL AND NEW.archived_at IS NULL AND NEW.deleted_at IS NULL)::int
-            - (OLD.read_at IS NULL AND OLD.archived_at IS NULL AND OLD.deleted_at IS NULL)::int,
-        total = total
-            + (NEW.archived_at IS NULL AND NEW.deleted_at IS NULL)::int
-            - (OLD.archived_at IS NULL AND OLD.deleted_at IS NULL)::int,
-        version = version + 1
-    WHERE user_id = NEW.recipient_id;
+    UPDATE inbox_counts AS c SET
+        unread  = c.unread + d.unread,
+        total   = c.total + d.total,
+        version = c.version + d.changed
+    FROM (
+        SELECT n.recipient_id,
+               sum((n.read_at IS NULL AND n.archived_at IS NULL AND n.deleted_at IS NULL)::int
+                 - (o.read_at IS NULL AND o.archived_at IS NULL AND o.deleted_at IS NULL)::int) AS unread,
+               sum((n.archived_at IS NULL AND n.deleted_at IS NULL)::int
+                 - (o.archived_at IS NULL AND o.deleted_at IS NULL)::int) AS total,
+               count(*) AS changed
+        FROM after_rows n JOIN before_rows o ON o.seq = n.seq
+        GROUP BY n.recipient_id
+    ) AS d
+    WHERE c.user_id = d.recipient_id;
     RETURN NULL;
 END $$;
-CREATE TRIGGER notifications_count_update
-    AFTER UPDATE OF read_at, archived_at, deleted_at ON notifications
-    FOR EACH ROW EXECUTE FUNCTION notifications_count_update();
+CREATE TRIGGER notifications_count_update AFTER UPDATE ON notifications
+    REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION notifications_count_update();
 
 -- One row rewritten by /api/ready to prove the store takes writes.
 CREATE TABLE readiness (
