@@ -11,7 +11,7 @@ use clap::Parser;
 #[command(
     name = "herald",
     version,
-    about = "Real-time notifications: Kafka in, SQLite kept, SSE out"
+    about = "Real-time notifications: Kafka in, SQLite or PostgreSQL kept, SSE out"
 )]
 pub struct Config {
     /// Kafka bootstrap servers, comma separated.
@@ -52,8 +52,10 @@ pub struct Config {
     pub linger_ms: f64,
 
     /// Store and push a notification as soon as the broker acknowledged it,
-    /// from the instance that produced it, when someone there watches the
-    /// recipient's inbox and that instance's consumer owns its partition. The consumer group still stores every record
+    /// from the instance that produced it: with SQLite when someone there
+    /// watches the recipient's inbox and that instance's consumer owns its
+    /// partition, with PostgreSQL always (the watcher may be on any
+    /// instance). The consumer group still stores every record
     /// (idempotently); `false` leaves storing to it alone.
     #[arg(long, env = "HERALD_EARLY_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
     pub early_delivery: bool,
@@ -66,7 +68,8 @@ pub struct Config {
     )]
     pub group_id: String,
 
-    /// SQLite database URL; the file and its directory are created if missing.
+    /// The store: `sqlite:PATH` (one instance; the file and its directory are
+    /// created if missing) or `postgres://…` (shared by several instances).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/herald.db")]
     pub database_url: String,
 

@@ -207,7 +207,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 #[openapi(
     info(
         title = "Herald",
-        description = "Real-time notifications: Kafka in, SQLite kept, SSE out. \
+        description = "Real-time notifications: Kafka in, SQLite or PostgreSQL kept, SSE out. \
                        Errors are JSON `{\"message\": …}`."
     ),
     modifiers(&Security),
