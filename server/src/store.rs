@@ -9,12 +9,13 @@
 //! user are kept by triggers, in the same transaction as the change.
 //!
 //! On PostgreSQL every write also announces itself to all instances
-//! (`NOTIFY herald_inbox`, see `bus`) inside its transaction, so an
+//! (`NOTIFY herald_inbox`, see `bus`) inside its transaction (new rows from
+//! the insert trigger, state changes from here), so an
 //! announcement is delivered only once the change is committed, in commit
 //! order; and a recipient's `seq` numbers commit in increasing order (see
 //! the migration), so a stream resuming after `seq` N misses nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::str::FromStr;
@@ -190,35 +191,15 @@ impl Store {
         let mut sorted: Vec<&(Notification, Source)> = batch.iter().collect();
         sorted.sort_by_key(|(n, _)| n.to.id);
         let mut inserted = HashMap::with_capacity(batch.len());
-        if batch.len() <= INSERT_CHUNK && !self.is_shared() {
-            // A single statement is a transaction of its own.
+        if batch.len() <= INSERT_CHUNK {
+            // A single statement is a transaction of its own (on
+            // PostgreSQL its trigger also announces the new rows).
             let mut conn = self.pool.acquire().await?;
             insert_rows(&mut conn, &sorted, &mut inserted).await?;
         } else {
             let mut tx = self.pool.begin().await?;
             for chunk in sorted.chunks(INSERT_CHUNK) {
                 insert_rows(&mut tx, chunk, &mut inserted).await?;
-            }
-            if self.is_shared() && !inserted.is_empty() {
-                let mut range: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-                for (n, _) in batch {
-                    if let Some(&seq) = inserted.get(n.id.as_str()) {
-                        let r = range.entry(n.to.id).or_insert((seq, seq));
-                        r.0 = r.0.min(seq);
-                        r.1 = r.1.max(seq);
-                    }
-                }
-                let counts = counts_of(&mut tx, range.keys().copied()).await?;
-                let news: Vec<Announcement> = range
-                    .into_iter()
-                    .map(|(user, (lo, hi))| Announcement::Stored {
-                        user,
-                        lo,
-                        hi,
-                        counts: counts.get(&user).copied().unwrap_or_default(),
-                    })
-                    .collect();
-                announce(&mut tx, &news).await?;
             }
             tx.commit().await?;
         }
@@ -726,38 +707,18 @@ async fn page_on(
 }
 
 async fn counts_on(conn: &mut AnyConnection, user_id: i64) -> Result<Counts, sqlx::Error> {
-    Ok(counts_of(conn, [user_id])
-        .await?
-        .remove(&user_id)
+    let row: Option<(i64, i64, i64)> =
+        sqlx::query_as("SELECT unread, total, version FROM inbox_counts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row
+        .map(|(unread, total, version)| Counts {
+            unread,
+            total,
+            version,
+        })
         .unwrap_or_default())
-}
-
-/// The counts of several users in one query.
-async fn counts_of(
-    conn: &mut AnyConnection,
-    users: impl IntoIterator<Item = i64>,
-) -> Result<HashMap<i64, Counts>, sqlx::Error> {
-    let mut q =
-        Sql::new("SELECT user_id, unread, total, version FROM inbox_counts WHERE user_id IN (");
-    for (i, user) in users.into_iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.bind(user);
-    }
-    q.push(")");
-    let mut counts = HashMap::new();
-    for r in q.fetch_all(conn).await? {
-        counts.insert(
-            r.try_get("user_id")?,
-            Counts {
-                unread: r.try_get("unread")?,
-                total: r.try_get("total")?,
-                version: r.try_get("version")?,
-            },
-        );
-    }
-    Ok(counts)
 }
 
 /// Hand `news` to every instance's listener, delivered when (and only if)

@@ -71,6 +71,12 @@ CREATE TRIGGER notifications_take_seq BEFORE INSERT ON notifications
 -- slows down with every version of one row a transaction piles up). The
 -- transition table holds only rows really inserted: a duplicate skipped by
 -- ON CONFLICT never counts. `version` grows by one per row, as on SQLite.
+--
+-- Then the new rows are announced to every instance, one NOTIFY per user
+-- (the `Stored` announcement of server/src/bus.rs: the user, the range of
+-- new `seq` and the counts after them). Here rather than from Herald: it
+-- is the same transaction either way, and a store write stays a single
+-- statement, one round trip.
 CREATE FUNCTION notifications_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO inbox_counts AS c (user_id, unread, total, version)
@@ -83,6 +89,14 @@ BEGIN
         unread  = c.unread + excluded.unread,
         total   = c.total + excluded.total,
         version = c.version + excluded.version;
+    PERFORM pg_notify('herald_inbox', json_build_object(
+                'k', 'n', 'u', a.recipient_id, 'lo', a.lo, 'hi', a.hi,
+                'c', json_build_object('unread', c.unread, 'total', c.total, 'version', c.version)
+            )::text)
+    FROM (SELECT recipient_id, min(seq) AS lo, max(seq) AS hi
+          FROM inserted GROUP BY recipient_id) AS a
+    JOIN inbox_counts AS c ON c.user_id = a.recipient_id
+    ORDER BY a.recipient_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER notifications_count_insert AFTER INSERT ON notifications
