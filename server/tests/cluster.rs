@@ -214,7 +214,7 @@ async fn kill_9_of_one_instance_mid_load_loses_nothing_and_its_streams_resume_el
     };
     let mut stream = SseClient::open(reconnect).await;
     let outcomes = sends.finish().await;
-    let rows = common::settle(&cfg, outcomes.acked.len(), Duration::from_secs(60)).await;
+    let rows = common::settle_acked(&cfg, &outcomes, Duration::from_secs(90)).await;
     let failed_but_stored = common::check_exactly_once(&rows, &outcomes);
 
     // Emma's share: sends number i go to ((i + 1) % 4) + 1.
@@ -302,7 +302,7 @@ async fn instances_join_and_leave_under_load_without_loss_or_duplicates() {
         "a leaving member exits 0"
     );
     let outcomes = sends.finish().await;
-    let rows = common::settle(&cfg, outcomes.acked.len(), Duration::from_secs(60)).await;
+    let rows = common::settle_acked(&cfg, &outcomes, Duration::from_secs(90)).await;
     let failed_but_stored = common::check_exactly_once(&rows, &outcomes);
     common::figure(&format!(
         "cluster rolling: {total} sends over A and B, C joined after {joined_at} answers, \

@@ -574,6 +574,30 @@ pub async fn settle(cfg: &Config, n: usize, within: Duration) -> Vec<(String, St
     }
 }
 
+/// Wait until every send `outcomes` saw acknowledged is stored and the
+/// store stopped growing (or `within` passed); the rows. Stricter than
+/// [`settle`]: sends that failed but were stored anyway cannot make up the
+/// count while an acknowledged one is still on its way (after a kill, the
+/// group may take a rebalance to get to it).
+pub async fn settle_acked(
+    cfg: &Config,
+    outcomes: &Outcomes,
+    within: Duration,
+) -> Vec<(String, String)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let rows = settle(cfg, outcomes.acked.len(), Duration::from_secs(5)).await;
+        let stored: HashSet<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+        let all = outcomes
+            .acked
+            .iter()
+            .all(|(id, _)| stored.contains(id.as_str()));
+        if all || Instant::now() > deadline {
+            return rows;
+        }
+    }
+}
+
 /// Print a measured figure and append it to `target/reliability-figures.txt`
 /// (scripts/test shows that file at the end; docs/reliability.md quotes it).
 pub fn figure(line: &str) {
