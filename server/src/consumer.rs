@@ -183,6 +183,14 @@ impl StallGuard {
             .assignment()
             .map(|a| a.elements().iter().map(|e| e.partition()).collect())
             .unwrap_or_default();
+        if assigned.is_empty() {
+            let since = *self.empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < STALL_AFTER {
+                return;
+            }
+        }
+        // Only now ask the broker (each request costs tansu a compile of
+        // its SQL).
         let client = consumer.client();
         let partitions = client
             .fetch_metadata(Some(topic), Duration::from_secs(2))
@@ -190,10 +198,6 @@ impl StallGuard {
             .and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32))
             .unwrap_or(0);
         if assigned.is_empty() {
-            let since = *self.empty_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < STALL_AFTER {
-                return;
-            }
             let members = client
                 .fetch_group_list(Some(group), Duration::from_secs(2))
                 .ok()

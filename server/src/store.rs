@@ -338,7 +338,7 @@ impl Store {
                     id: id.to_owned(),
                     counts,
                 };
-                announce(&mut tx, &[news]).await?;
+                announce(&mut tx, &news).await?;
             }
             Some(counts)
         } else {
@@ -371,7 +371,7 @@ impl Store {
                 id: id.to_owned(),
                 counts,
             };
-            announce(&mut tx, &[news]).await?;
+            announce(&mut tx, &news).await?;
         }
         tx.commit().await?;
         Ok(Some((user, counts)))
@@ -409,7 +409,7 @@ impl Store {
                 through: id.clone(),
                 counts,
             };
-            announce(&mut tx, &[news]).await?;
+            announce(&mut tx, &news).await?;
         }
         tx.commit().await?;
         Ok(Some((id, counts)))
@@ -735,17 +735,12 @@ async fn counts_on(conn: &mut AnyConnection, user_id: i64) -> Result<Counts, sql
 
 /// Hand `news` to every instance's listener, delivered when (and only if)
 /// the surrounding transaction commits.
-async fn announce(conn: &mut AnyConnection, news: &[Announcement]) -> Result<(), sqlx::Error> {
-    if news.is_empty() {
-        return Ok(());
-    }
-    let mut q = Sql::new(Backend::Postgres, "SELECT herald_announce(p) FROM (VALUES ");
-    for (i, n) in news.iter().enumerate() {
-        q.push(if i == 0 { "(" } else { ", (" });
-        q.bind(n.to_payload()).push(")");
-    }
-    q.push(") AS v(p)");
-    q.fetch_all(conn).await.map(|_| ())
+async fn announce(conn: &mut AnyConnection, news: &Announcement) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT herald_announce($1)")
+        .bind(news.to_payload())
+        .fetch_one(conn)
+        .await
+        .map(|_| ())
 }
 
 fn now_text() -> String {

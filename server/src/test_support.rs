@@ -31,11 +31,13 @@ pub async fn postgres_database() -> String {
     format!("{base}/{name}")
 }
 
+/// A SQLite store URL: the file `herald.db` under `dir`.
+pub fn sqlite_database(dir: &std::path::Path) -> String {
+    format!("sqlite://{}", dir.join("herald.db").display())
+}
+
 /// Both kinds of store URL for one test: a SQLite file under `dir` and a
 /// fresh PostgreSQL database.
 pub async fn both_backends(dir: &std::path::Path) -> [String; 2] {
-    [
-        format!("sqlite://{}", dir.join("herald.db").display()),
-        postgres_database().await,
-    ]
+    [sqlite_database(dir), postgres_database().await]
 }

@@ -59,7 +59,7 @@ pub fn store_url(dir: &Path) -> String {
         })
         .join()
         .unwrap(),
-        Ok("sqlite") | Err(_) => format!("sqlite://{}", dir.join("herald.db").display()),
+        Ok("sqlite") | Err(_) => herald::test_support::sqlite_database(dir),
         Ok(other) => panic!("HERALD_TEST_STORE={other}: expected sqlite or postgres"),
     }
 }
