@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use app::model::{Change, Counts, StateEvent};
@@ -208,14 +209,29 @@ pub async fn listen(url: String, store: Store, hub: Hub, shutdown: CancellationT
         backoff = Duration::from_millis(100);
         tracing::info!(channel = CHANNEL, "listening for inbox announcements");
         hub.resync_all();
+        // Reading the socket and delivering are two tasks, so that whatever
+        // arrived while one batch was being delivered is delivered as the
+        // next batch, with one store read per user (see `deliver`).
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let delivering = tokio::spawn(deliver_batches(rx, store.clone(), hub.clone()));
         loop {
             let received = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    delivering.abort();
+                    return;
+                }
                 r = listener.try_recv() => r,
             };
             match received {
                 Ok(Some(n)) => match serde_json::from_str::<Announcement>(n.payload()) {
-                    Ok(a) => deliver(a, &store, &hub).await,
+                    Ok(a) => {
+                        if tx.try_send(a).is_err() {
+                            // Delivery is this far behind: drop the backlog's
+                            // tail and let every stream catch up from the store.
+                            metrics::counter!("herald_bus_overflows_total").increment(1);
+                            hub.resync_all();
+                        }
+                    }
                     Err(e) => {
                         metrics::counter!("herald_bus_bad_announcements_total").increment(1);
                         tracing::warn!(error = %e, "ignoring an announcement Herald cannot read");
@@ -232,33 +248,94 @@ pub async fn listen(url: String, store: Store, hub: Hub, shutdown: CancellationT
                 }
             }
         }
+        // What was received before the loss is still delivered, then the
+        // resync after reconnecting covers what was sent while nobody listened.
+        drop(tx);
+        let _ = delivering.await;
         metrics::counter!("herald_bus_reconnects_total").increment(1);
     }
 }
 
-/// Turn one announcement into hub events for this instance's streams.
-async fn deliver(a: Announcement, store: &Store, hub: &Hub) {
-    metrics::counter!("herald_bus_announcements_total").increment(1);
-    let user = a.user();
-    if !hub.is_watched(user) {
-        return;
+/// Announcements received but not yet delivered, at most; past that the
+/// listener drops them and every stream catches up from the store.
+const QUEUE: usize = 10_000;
+
+/// Most announcements delivered as one batch.
+const BATCH: usize = 1_000;
+
+/// Deliver what `rx` brings, in batches of whatever is waiting.
+async fn deliver_batches(mut rx: mpsc::Receiver<Announcement>, store: Store, hub: Hub) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        metrics::counter!("herald_bus_announcements_total").increment(batch.len() as u64);
+        deliver(std::mem::take(&mut batch), &store, &hub).await;
     }
+}
+
+/// Turn a batch of announcements (in commit order) into hub events for this
+/// instance's streams. Each user's announcements keep their order; runs of
+/// `Stored` for one user become one store read: for one user a larger `seq`
+/// commits later (see the PostgreSQL schema), so the rows between the first
+/// run's `lo` and the last one's `hi` are exactly the ones announced.
+async fn deliver(batch: Vec<Announcement>, store: &Store, hub: &Hub) {
+    let mut by_user: Vec<(i64, Vec<Announcement>)> = Vec::new();
+    for a in batch {
+        let user = a.user();
+        if !hub.is_watched(user) {
+            continue;
+        }
+        match by_user.iter_mut().find(|(u, _)| *u == user) {
+            Some((_, list)) => list.push(a),
+            None => by_user.push((user, vec![a])),
+        }
+    }
+    for (user, list) in by_user {
+        let mut pending: Option<(i64, i64, Counts)> = None;
+        for a in list {
+            if let Announcement::Stored { lo, hi, counts, .. } = a {
+                pending = Some(match pending {
+                    Some((first, _, _)) => (first, hi, counts),
+                    None => (lo, hi, counts),
+                });
+                continue;
+            }
+            if let Some((lo, hi, counts)) = pending.take() {
+                deliver_stored(user, lo, hi, counts, store, hub).await;
+            }
+            deliver_change(a, store, hub).await;
+        }
+        if let Some((lo, hi, counts)) = pending {
+            deliver_stored(user, lo, hi, counts, store, hub).await;
+        }
+    }
+}
+
+/// New notifications of `user` with `seq` in `lo..=hi`, and the counts after.
+async fn deliver_stored(user: i64, lo: i64, hi: i64, counts: Counts, store: &Store, hub: &Hub) {
+    let event = match store.after(user, lo - 1, Some(hi), MAX_ROWS).await {
+        Ok(rows) if (rows.len() as i64) < MAX_ROWS => {
+            for stored in rows {
+                hub.publish(user, InboxEvent::Stored(stored));
+            }
+            InboxEvent::Counts(counts)
+        }
+        Ok(_) => InboxEvent::Resync,
+        Err(e) => {
+            tracing::warn!(error = %e, user, "reading announced notifications failed");
+            InboxEvent::Resync
+        }
+    };
+    hub.publish(user, event);
+}
+
+/// A read-state change, deletion or resync of one user's inbox.
+async fn deliver_change(a: Announcement, store: &Store, hub: &Hub) {
+    let user = a.user();
     let state = |change, counts| InboxEvent::State(StateEvent { change, counts });
     let event = match a {
+        // Runs of these are read together by `deliver`.
         Announcement::Stored { lo, hi, counts, .. } => {
-            match store.after(user, lo - 1, Some(hi), MAX_ROWS).await {
-                Ok(rows) if (rows.len() as i64) < MAX_ROWS => {
-                    for stored in rows {
-                        hub.publish(user, InboxEvent::Stored(stored));
-                    }
-                    InboxEvent::Counts(counts)
-                }
-                Ok(_) => InboxEvent::Resync,
-                Err(e) => {
-                    tracing::warn!(error = %e, user, "reading announced notifications failed");
-                    InboxEvent::Resync
-                }
-            }
+            return deliver_stored(user, lo, hi, counts, store, hub).await;
         }
         Announcement::Updated { id, counts, .. } => match store.get(user, &id).await {
             Ok(Some(stored)) => state(

@@ -198,6 +198,10 @@ impl Producer {
                 message_timeout.as_millis().to_string(),
             )
             .set("linger.ms", cfg.linger_ms.to_string())
+            .set(
+                "max.in.flight.requests.per.connection",
+                cfg.max_in_flight.to_string(),
+            )
             // Bounded in-flight queue: when it is full, sends fail at once.
             .set("queue.buffering.max.messages", "100000");
         let client: FutureProducer = config.create()?;
