@@ -264,7 +264,7 @@ const QUEUE: usize = 10_000;
 const BATCH: usize = 1_000;
 
 /// Deliver what `rx` brings, in batches of whatever is waiting.
-async fn deliver_batches(mut rx: mpsc::Receiver<Announcement>, store: Store, hub: Hub) {
+pub(crate) async fn deliver_batches(mut rx: mpsc::Receiver<Announcement>, store: Store, hub: Hub) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         metrics::counter!("herald_bus_announcements_total").increment(batch.len() as u64);
@@ -285,6 +285,10 @@ async fn deliver(batch: Vec<Announcement>, store: &Store, hub: &Hub) {
             continue;
         }
         match by_user.iter_mut().find(|(u, _)| *u == user) {
+            // One catch-up serves any number in a row.
+            Some((_, list))
+                if matches!(a, Announcement::Resync { .. })
+                    && matches!(list.last(), Some(Announcement::Resync { .. })) => {}
             Some((_, list)) => list.push(a),
             None => by_user.push((user, vec![a])),
         }

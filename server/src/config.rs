@@ -72,6 +72,15 @@ pub struct Config {
     #[arg(long, env = "HERALD_EARLY_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
     pub early_delivery: bool,
 
+    /// How instances sharing a PostgreSQL store tell each other about
+    /// committed changes: `postgres` (LISTEN/NOTIFY inside the writing
+    /// transaction; the default, see docs/scale-out.md) or `kafka` (a topic
+    /// `<topic>.events` every instance reads; for deployments whose
+    /// connection pooler cannot pass LISTEN through). With SQLite events
+    /// stay in process and this is ignored.
+    #[arg(long, env = "HERALD_EVENT_BUS", value_enum, default_value_t = EventBusKind::Postgres)]
+    pub event_bus: EventBusKind,
+
     /// Consumer group that writes notifications into the store.
     #[arg(
         long,
@@ -145,6 +154,15 @@ pub struct Config {
     pub max_body_bytes: usize,
 }
 
+/// Which event bus instances sharing a store use (see [`Config::event_bus`]).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventBusKind {
+    /// PostgreSQL `LISTEN/NOTIFY`.
+    Postgres,
+    /// A Kafka topic of committed changes.
+    Kafka,
+}
+
 /// Whether routes need tokens.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -168,6 +186,11 @@ impl Config {
     /// Tests start from this and override what they need.
     pub fn defaults() -> Self {
         Self::parse_from(["herald"])
+    }
+
+    /// The topic of committed changes (`HERALD_EVENT_BUS=kafka`).
+    pub fn events_topic(&self) -> String {
+        format!("{}.events", self.topic)
     }
 
     /// The dead-letter topic's name.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use app::model::{Category, Notification, ServiceError, User, DEFAULT_PRIORITY, PRIORITY_RANGE};
 
-use crate::config::Config;
+use crate::config::{Config, EventBusKind};
 use crate::error::StartError;
 use crate::store::Source;
 
@@ -116,10 +116,18 @@ pub async fn ensure_topics(cfg: &Config) -> Result<(), StartError> {
     let admin: AdminClient<DefaultClientContext> = base_config(cfg).create()?;
     let dlq = cfg.dlq_topic();
     let rf = cfg.replication_factor;
-    let topics = [
+    let events = cfg.events_topic();
+    let mut topics = vec![
         NewTopic::new(&cfg.topic, cfg.partitions, TopicReplication::Fixed(rf)),
         NewTopic::new(&dlq, cfg.partitions, TopicReplication::Fixed(rf)),
     ];
+    if cfg.event_bus == EventBusKind::Kafka {
+        // Changes matter only while streams are open: an hour is plenty.
+        topics.push(
+            NewTopic::new(&events, cfg.partitions, TopicReplication::Fixed(rf))
+                .set("retention.ms", "3600000"),
+        );
+    }
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(5)))
         .request_timeout(Some(Duration::from_secs(5)));

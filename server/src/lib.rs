@@ -27,6 +27,7 @@
 //! - `store`: SQLite or PostgreSQL through sqlx (one set of queries),
 //!   migrations in `migrations/{sqlite,postgres}`.
 //! - `bus`: the event bus trait; in process, or PostgreSQL `LISTEN/NOTIFY`.
+//! - `kafka_bus`: the event bus through a Kafka topic (`HERALD_EVENT_BUS`).
 //! - `hub`: in-process fan-out to this instance's SSE streams.
 //! - `stream`: one SSE stream's state: replay, live, catch-up.
 //! - `telemetry`: Prometheus metrics (`/metrics`).
@@ -48,6 +49,7 @@ pub mod delivery;
 pub mod error;
 pub mod hub;
 pub mod kafka;
+pub mod kafka_bus;
 pub mod rest;
 pub mod service;
 pub mod sse;
@@ -84,10 +86,12 @@ use app::ui::{shell, App};
 
 use bus::{EventBus, LocalBus, PostgresBus};
 pub use config::Config;
+use config::EventBusKind;
 use delivery::{Early, Ledger};
 use error::StartError;
 use hub::Hub;
 use kafka::Producer;
+use kafka_bus::KafkaBus;
 use service::{RateLimit, Service};
 use store::Store;
 use writer::Writer;
@@ -303,17 +307,25 @@ pub async fn start(
     let shutdown = CancellationToken::new();
     // Events in process with SQLite; through PostgreSQL's LISTEN/NOTIFY when
     // the store is shared, so every instance's streams hear every change.
-    let bus: Arc<dyn EventBus> = if store.is_shared() {
-        let listen = bus::listen(
-            cfg.database_url.clone(),
-            store.clone(),
-            hub.clone(),
-            shutdown.clone(),
-        );
-        tokio::spawn(listen);
-        Arc::new(PostgresBus)
-    } else {
-        Arc::new(LocalBus(hub.clone()))
+    // (Or through a Kafka topic, when asked: see `kafka_bus`.)
+    let bus: Arc<dyn EventBus> = match (store.is_shared(), cfg.event_bus) {
+        (false, _) => Arc::new(LocalBus(hub.clone())),
+        (true, EventBusKind::Postgres) => {
+            let listen = bus::listen(
+                cfg.database_url.clone(),
+                store.clone(),
+                hub.clone(),
+                shutdown.clone(),
+            );
+            tokio::spawn(listen);
+            Arc::new(PostgresBus)
+        }
+        (true, EventBusKind::Kafka) => {
+            let consumer = kafka_bus::subscribe(&cfg).await?;
+            let listen = kafka_bus::listen(consumer, store.clone(), hub.clone(), shutdown.clone());
+            tokio::spawn(listen);
+            Arc::new(KafkaBus::new(&cfg)?)
+        }
     };
     let writer = Writer::new(store.clone(), bus);
     let ledger = Ledger::default();

@@ -11,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{call, req, secured_config, shared_brokers, token, Herald, SseClient};
+use herald::config::EventBusKind;
 use herald::Config;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -49,12 +50,23 @@ fn events_url(h: &Herald, user: i64) -> String {
 /// drops the badge of A's stream; a stream opened on C resumes after a
 /// given id with exactly the rest. Run with early delivery off (the
 /// consumer group stores everything) and on (the sending instance stores
-/// it first, the group finds it stored).
+/// it first, the group finds it stored), with the PostgreSQL event bus; and
+/// once more with the Kafka topic as event bus.
 #[tokio::test]
 async fn streams_on_one_instance_hear_sends_and_changes_made_on_the_others() {
-    for early in [false, true] {
+    let runs = [
+        (false, EventBusKind::Postgres),
+        (true, EventBusKind::Postgres),
+        (true, EventBusKind::Kafka),
+    ];
+    for (early, bus) in runs {
+        let label = format!("early={early}, {bus:?} bus");
         let dir = tempfile::tempdir().unwrap();
-        let nodes = cluster(dir.path(), |c| c.early_delivery = early).await;
+        let nodes = cluster(dir.path(), |c| {
+            c.early_delivery = early;
+            c.event_bus = bus;
+        })
+        .await;
         let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
         let emma = token(1);
         let mut stream = SseClient::connect_as(&events_url(a, 1), &emma).await;
@@ -72,10 +84,10 @@ async fn streams_on_one_instance_hear_sends_and_changes_made_on_the_others() {
             let ev = stream
                 .next_notification(Duration::from_secs(15))
                 .await
-                .unwrap_or_else(|| panic!("early={early}: heard only {heard:?} of {sent:?}"));
+                .unwrap_or_else(|| panic!("{label}: heard only {heard:?} of {sent:?}"));
             heard.push(ev.id.unwrap());
         }
-        assert_eq!(heard, sent, "early={early}: in order, each once");
+        assert_eq!(heard, sent, "{label}: in order, each once");
 
         // Every instance lists the same five, stored once.
         for h in &nodes {
@@ -95,7 +107,7 @@ async fn streams_on_one_instance_hear_sends_and_changes_made_on_the_others() {
         let state = stream
             .next_of("state", Duration::from_secs(10))
             .await
-            .expect("A's stream hears B's read-all");
+            .unwrap_or_else(|| panic!("{label}: A's stream hears B's read-all"));
         let state: Value = serde_json::from_str(&state.data).unwrap();
         assert_eq!(state["change"], "read_all");
         assert_eq!(state["through"], sent[4].as_str());
