@@ -238,6 +238,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let before_seq = match before {
             None => None,
+            Some(id) if !storable(id) => return Ok(None),
             Some(id) => {
                 let seq = sqlx::query_scalar(
                     "SELECT seq FROM notifications WHERE recipient_id = $1 AND id = $2",
@@ -272,6 +273,9 @@ impl Store {
 
     /// The owner of notification `id` and whether it was deleted.
     pub async fn owner_of(&self, id: &str) -> Result<Option<(i64, bool)>, sqlx::Error> {
+        if !storable(id) {
+            return Ok(None);
+        }
         let row: Option<(i64, Option<String>)> =
             sqlx::query_as("SELECT recipient_id, deleted_at FROM notifications WHERE id = $1")
                 .bind(id.to_owned())
@@ -282,6 +286,9 @@ impl Store {
 
     /// Notification `id` of `user_id` unless deleted.
     pub async fn get(&self, user_id: i64, id: &str) -> Result<Option<Stored>, sqlx::Error> {
+        if !storable(id) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT * FROM notifications WHERE recipient_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
@@ -300,6 +307,9 @@ impl Store {
         read: Option<bool>,
         archived: Option<bool>,
     ) -> Result<Option<StateChange>, sqlx::Error> {
+        if !storable(id) {
+            return Ok(None);
+        }
         let mut tx = self.pool.begin().await?;
         // Only rows whose state differs are touched, so a no-op changes no
         // counts and sends no event.
@@ -352,6 +362,9 @@ impl Store {
     /// their counts afterwards, or `None` if it did not exist or was
     /// deleted.
     pub async fn delete(&self, id: &str) -> Result<Option<(i64, Counts)>, sqlx::Error> {
+        if !storable(id) {
+            return Ok(None);
+        }
         let mut tx = self.pool.begin().await?;
         let owner: Option<i64> = sqlx::query_scalar(
             "UPDATE notifications SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL
@@ -458,7 +471,7 @@ impl Store {
                     COALESCE((SELECT version FROM inbox_counts WHERE user_id = $1), 0)",
             )
             .bind(user_id)
-            .bind(after.map(str::to_owned))
+            .bind(after.filter(|a| storable(a)).map(str::to_owned))
             .fetch_one(&self.pool)
             .await?;
         let counts = Counts {
@@ -745,6 +758,14 @@ async fn announce(conn: &mut AnyConnection, news: &Announcement) -> Result<(), s
 
 fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Whether `text` can be stored at all: PostgreSQL's text cannot hold NUL
+/// (the statement fails). No stored id contains one, so a lookup of such
+/// an id finds nothing; the consumer sends records with one to the
+/// dead-letter topic.
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
 }
 
 fn decode(r: &AnyRow) -> Result<Stored, sqlx::Error> {

@@ -199,6 +199,47 @@ async fn archive_and_delete_move_notifications_out_of_the_inbox() {
     h.shutdown().await;
 }
 
+/// Ids no notification can have (PostgreSQL text cannot even hold NUL) are
+/// answered like any unknown id, on both backends, never with a 5xx.
+#[tokio::test]
+async fn ids_holding_nul_are_unknown_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(secured_config(dir.path(), &shared_brokers())).await;
+    let emma = token(1);
+    send(&h, 2, 1, json!({"message": "one"})).await;
+    wait_for_inbox(&h, &emma, 1, 1).await;
+    let (status, body) = patch(&h, 1, "%00", json!({"read": true})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = call(req(
+        Method::DELETE,
+        &h.url("/api/notifications/%00"),
+        Some(&emma),
+    ))
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let list = |before: &str| {
+        let url = h.url(&format!("/api/users/1/notifications?before={before}"));
+        call(req(Method::GET, &url, Some(&emma)))
+    };
+    let (unknown, _) = list("no-such-id").await;
+    let (status, body) = list("%00").await;
+    assert_eq!(status, unknown, "{body}");
+    let res = req(
+        Method::GET,
+        &h.url("/api/users/1/events?since=%00"),
+        Some(&emma),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "a stream from an unknown id starts now"
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn cursor_pages_are_complete_and_stable_under_concurrent_inserts() {
     let dir = tempfile::tempdir().unwrap();

@@ -171,6 +171,8 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
         "{not json".to_owned(),
         r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":77,"name":"Nobody"},"message":"to nobody"}"#.to_owned(),
         format!(r#"{{"from":{{"id":2,"name":"Bruno"}},"to":{{"id":1,"name":"Emma"}},"message":"{}"}}"#, "x".repeat(2_001)),
+        // PostgreSQL cannot store NUL: the write would fail on every retry.
+        r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":1,"name":"Emma"},"message":"nul \u0000 inside"}"#.to_owned(),
         r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":1,"name":"Emma"},"message":"valid after poison"}"#.to_owned(),
     ];
     produce_raw(&h.cfg, &records).await;
@@ -178,7 +180,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["message"], "valid after poison");
 
-    // The three poison records are on the DLQ with headers naming why.
+    // The four poison records are on the DLQ with headers naming why.
     let dlq: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &h.cfg.kafka_brokers)
         .set("group.id", format!("{}-dlq-reader", h.cfg.group_id))
@@ -188,7 +190,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
     dlq.subscribe(&[&h.cfg.dlq_topic()]).unwrap();
     let mut letters = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while letters.len() < 3 && Instant::now() < deadline {
+    while letters.len() < 4 && Instant::now() < deadline {
         if let Some(Ok(m)) = dlq.poll(Duration::from_millis(200)) {
             let mut headers = HashMap::new();
             if let Some(h) = m.headers() {
@@ -205,12 +207,13 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
             ));
         }
     }
-    assert_eq!(letters.len(), 3, "{letters:?}");
+    assert_eq!(letters.len(), 4, "{letters:?}");
     letters.sort_by_key(|(_, h)| h["herald.source.offset"].parse::<i64>().unwrap());
     assert_eq!(letters[0].0, "{not json");
     assert!(letters[0].1["herald.error"].contains("invalid JSON"));
     assert!(letters[1].1["herald.error"].contains("unknown recipient 77"));
     assert!(letters[2].1["herald.error"].contains("2001"));
+    assert!(letters[3].1["herald.error"].contains("NUL"));
     for (_, headers) in &letters {
         assert_eq!(headers["herald.source.topic"], topic);
         headers["herald.source.partition"].parse::<i32>().unwrap();
@@ -224,5 +227,6 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
     );
     assert!(metrics.contains("herald_dead_letters_total{reason=\"unknown_recipient\"}"));
     assert!(metrics.contains("herald_dead_letters_total{reason=\"oversize\"}"));
+    assert!(metrics.contains("herald_dead_letters_total{reason=\"nul_byte\"}"));
     h.shutdown().await;
 }
