@@ -7,7 +7,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{Category, Counts, InboxView, Me, Notification, User};
+use crate::model::{Category, Counts, InboxView, ListFilter, Me, Notification, User};
 
 #[cfg(feature = "ssr")]
 mod ctx {
@@ -99,19 +99,10 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
 /// One page of the signed-in user's notifications, with the counts.
 #[server]
 pub async fn get_inbox(
-    archived: bool,
-    unread: bool,
-    category: Option<Category>,
-    min_priority: Option<u8>,
+    filter: ListFilter,
     before: Option<String>,
 ) -> Result<InboxView, ServerFnError> {
     let (service, who, me) = ctx::caller()?;
-    let filter = crate::model::ListFilter {
-        archived,
-        unread,
-        category,
-        min_priority,
-    };
     service
         .inbox(
             who,
@@ -125,7 +116,7 @@ pub async fn get_inbox(
 }
 
 /// Send `message` from the signed-in user to `to`; resolves once Kafka
-/// acknowledged it.
+/// acknowledged it. (The fields of the send form, one argument each.)
 #[server]
 pub async fn send_notification(
     to: i64,
@@ -134,10 +125,14 @@ pub async fn send_notification(
     priority: u8,
 ) -> Result<Notification, ServerFnError> {
     let (service, who, _) = ctx::caller()?;
-    service
-        .send(who, None, to, &message, category, priority)
-        .await
-        .map_err(ctx::fail)
+    let n = crate::model::NewNotification {
+        from: None,
+        to,
+        message,
+        category: Some(category),
+        priority: Some(priority),
+    };
+    service.send(who, n).await.map_err(ctx::fail)
 }
 
 /// Mark one notification read or unread, archive or unarchive it.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct User {
-    /// Positive integer id (1 Emma, 2 Bruno, 3 Rick, 4 Lena are seeded).
+    /// Positive integer id (the demo users are 1 Emma, 2 Bruno, 3 Rick, 4 Lena).
     pub id: i64,
     /// Display name.
     pub name: String,
@@ -112,6 +112,30 @@ pub struct Me {
     pub user: User,
     /// Their inbox's counts when the page was rendered.
     pub counts: Counts,
+}
+
+/// A notification to send, as its sender states it: the body of `POST
+/// /api/notifications`, the UI's form, the Go tutorial's fields. The
+/// service checks it and fills in the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewNotification {
+    /// Sender id; defaults to the caller, and must be the caller when auth
+    /// is on. Required when auth is off and no token is sent.
+    #[serde(default)]
+    pub from: Option<i64>,
+    /// Recipient id.
+    pub to: i64,
+    /// The text: 1–2,000 characters after trimming, no control characters
+    /// but newline and tab.
+    pub message: String,
+    /// `info` (default), `mention` or `alert`.
+    #[serde(default)]
+    pub category: Option<Category>,
+    /// 1 (min) to 5 (max); 3 by default.
+    #[serde(default)]
+    pub priority: Option<u8>,
 }
 
 /// Which notifications a list shows.
@@ -226,8 +250,8 @@ pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
 /// Why a service call failed, in words a client can act on.
 ///
-/// Shared with the browser so server functions can return it unchanged; the
-/// REST layer maps each variant to an HTTP status.
+/// The REST layer maps each variant to an HTTP status; server functions
+/// send its text with the same status (see `api::ctx::fail`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ServiceError {
     /// The request is malformed (HTTP 400).

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::model::{
-    Category, Counts, InboxView, ListFilter, Notification, Principal, ServiceError, User,
+    Counts, InboxView, ListFilter, NewNotification, Notification, Principal, ServiceError, User,
 };
 
 /// A demo sign-in's outcome.
@@ -34,21 +34,13 @@ pub trait NotificationService: Send + Sync + 'static {
     /// The signed-in user of a request, if any (never an error: for the UI
     /// to decide between the inbox and the sign-in screen).
     fn current_user(&self, headers: &http::HeaderMap) -> Option<User>;
-    /// Demo sign-in as a seeded user, when the server allows it.
+    /// Demo sign-in as a demo user, when the server allows it.
     fn sign_in(&self, user_id: i64) -> Result<Session, ServiceError>;
     /// The `Set-Cookie` value that signs the browser out.
     fn sign_out_cookie(&self) -> String;
     /// Validate, rate-limit, produce to Kafka and wait for the broker's
-    /// acknowledgement. `from` defaults to the caller.
-    async fn send(
-        &self,
-        who: Principal,
-        from: Option<i64>,
-        to: i64,
-        message: &str,
-        category: Category,
-        priority: u8,
-    ) -> Result<Notification, ServiceError>;
+    /// acknowledgement. The sender defaults to the caller.
+    async fn send(&self, who: Principal, n: NewNotification) -> Result<Notification, ServiceError>;
     /// One page of `user_id`'s notifications with the counts, read at once.
     async fn inbox(
         &self,

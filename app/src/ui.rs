@@ -152,9 +152,7 @@ fn HomePage() -> impl IntoView {
         move || filter.get(),
         move |f| async move {
             match me.await {
-                Ok(Some(_)) => get_inbox(f.archived, f.unread, f.category, f.min_priority, None)
-                    .await
-                    .map(Some),
+                Ok(Some(_)) => get_inbox(f, None).await.map(Some),
                 _ => Ok(None),
             }
         },
@@ -194,7 +192,7 @@ fn reload() {
     }
 }
 
-/// Demo sign-in: one button per seeded user.
+/// Demo sign-in: one button per demo user.
 #[component]
 fn SignInPage(users: Vec<User>) -> impl IntoView {
     let sign_in = ServerAction::<SignIn>::new();
@@ -649,13 +647,7 @@ fn List(
             let f = filter.clone();
             loading.set(true);
             spawn_local(async move {
-                let more = get_inbox(
-                    f.archived,
-                    f.unread,
-                    f.category,
-                    f.min_priority,
-                    Some(before),
-                );
+                let more = get_inbox(f, Some(before));
                 if let Ok(more) = more.await {
                     items.update(|v| {
                         for n in more.page.notifications {

@@ -129,7 +129,7 @@ pub struct Config {
     #[arg(long, env = "HERALD_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,
 
-    /// Allow the demo sign-in (`POST /api/session`: pick a seeded user, get
+    /// Allow the demo sign-in (`POST /api/session`: pick a demo user, get
     /// a token). Switch off in production, where tokens come from the
     /// operator's identity system.
     #[arg(long, env = "HERALD_DEMO_SIGN_IN", default_value_t = true, action = clap::ArgAction::Set)]

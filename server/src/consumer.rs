@@ -36,7 +36,7 @@ use app::model::{Notification, MAX_MESSAGE_CHARS};
 use crate::config::Config;
 use crate::delivery::Ledger;
 use crate::kafka::{base_config, DeadLetter, Producer, Record};
-use crate::store::Source;
+use crate::store::{storable, Source};
 use crate::writer::{Origin, Writer};
 
 /// Bound on committing and leaving the group at shutdown.
@@ -118,8 +118,9 @@ pub fn create(cfg: &Config, ledger: Ledger) -> Result<GroupConsumer, KafkaError>
     Ok(consumer)
 }
 
-/// What the consumer writes to and announces on.
-pub struct Sink {
+/// Where the consumer's records go: the writer (store, then bus), and the
+/// dead-letter topic for those that cannot be stored.
+pub struct Targets {
     /// Store, then bus.
     pub writer: Writer,
     /// Records early delivery already stored.
@@ -266,8 +267,8 @@ impl StallGuard {
 }
 
 /// Consume until `shutdown`, then commit what was stored and leave the group.
-pub async fn run(consumer: GroupConsumer, sink: Sink, shutdown: CancellationToken) {
-    tracing::info!(topic = %sink.topic, dlq = %sink.dlq, "consumer started");
+pub async fn run(consumer: GroupConsumer, targets: Targets, shutdown: CancellationToken) {
+    tracing::info!(topic = %targets.topic, dlq = %targets.dlq, "consumer started");
     let mut guard = StallGuard::new();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -275,7 +276,7 @@ pub async fn run(consumer: GroupConsumer, sink: Sink, shutdown: CancellationToke
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {
-                guard.check(&consumer, &sink.topic, &sink.group);
+                guard.check(&consumer, &targets.topic, &targets.group);
                 continue;
             }
             m = consumer.recv() => m,
@@ -300,7 +301,7 @@ pub async fn run(consumer: GroupConsumer, sink: Sink, shutdown: CancellationToke
             }
         }
         let span = tracing::debug_span!("batch", size = batch.len());
-        let stored = handle_batch(&batch, &sink, &shutdown)
+        let stored = handle_batch(&batch, &targets, &shutdown)
             .instrument(span)
             .await;
         if !stored {
@@ -336,7 +337,7 @@ pub async fn run(consumer: GroupConsumer, sink: Sink, shutdown: CancellationToke
 /// publish what was new. Returns false only when shutdown interrupted a retry.
 async fn handle_batch(
     batch: &[BorrowedMessage<'_>],
-    sink: &Sink,
+    targets: &Targets,
     shutdown: &CancellationToken,
 ) -> bool {
     let mut good = Vec::with_capacity(batch.len());
@@ -345,14 +346,14 @@ async fn handle_batch(
             partition: msg.partition(),
             offset: msg.offset(),
         };
-        if sink.ledger.take_stored(src) {
+        if targets.ledger.take_stored(src) {
             // Stored by early delivery and committed: only the offset is left.
             continue;
         }
-        match decode(msg, sink) {
+        match decode(msg, targets) {
             Ok(n) => good.push((n, src)),
             Err(reject) => {
-                if !dead_letter(msg, &reject, sink, shutdown).await {
+                if !dead_letter(msg, &reject, targets, shutdown).await {
                     return false;
                 }
             }
@@ -364,7 +365,7 @@ async fn handle_batch(
     let size = good.len();
     let mut backoff = Duration::from_millis(100);
     loop {
-        match sink.writer.insert(good, Origin::Consumer).await {
+        match targets.writer.insert(good, Origin::Consumer).await {
             Ok(new) => {
                 // Already stored: by early delivery, or delivered twice.
                 metrics::counter!("herald_duplicate_records_total").increment((size - new) as u64);
@@ -399,17 +400,26 @@ fn reject(kind: &'static str, detail: impl Into<String>) -> Reject {
     }
 }
 
-fn decode(msg: &BorrowedMessage<'_>, sink: &Sink) -> Result<Notification, Reject> {
+fn decode(msg: &BorrowedMessage<'_>, targets: &Targets) -> Result<Notification, Reject> {
     let payload = msg
         .payload()
         .ok_or_else(|| reject("empty", "empty record"))?;
     let record: Record = serde_json::from_slice(payload)
         .map_err(|e| reject("invalid_json", format!("invalid JSON: {e}")))?;
-    if !sink.users.contains(&record.to.id) {
+    if !targets.users.contains(&record.to.id) {
         return Err(reject(
             "unknown_recipient",
             format!("unknown recipient {}", record.to.id),
         ));
+    }
+    let texts = [
+        record.id.as_deref().unwrap_or_default(),
+        &record.message,
+        &record.from.name,
+        &record.to.name,
+    ];
+    if !texts.iter().all(|t| storable(t)) {
+        return Err(reject("nul_byte", "a text field holds a NUL character"));
     }
     let chars = record.message.chars().count();
     if chars > MAX_MESSAGE_CHARS {
@@ -419,7 +429,7 @@ fn decode(msg: &BorrowedMessage<'_>, sink: &Sink) -> Result<Notification, Reject
         .timestamp()
         .to_millis()
         .and_then(DateTime::from_timestamp_millis);
-    Ok(record.into_notification(&sink.topic, msg.partition(), msg.offset(), timestamp))
+    Ok(record.into_notification(&targets.topic, msg.partition(), msg.offset(), timestamp))
 }
 
 /// Copy `msg` to the dead-letter topic, retrying until acknowledged.
@@ -427,14 +437,14 @@ fn decode(msg: &BorrowedMessage<'_>, sink: &Sink) -> Result<Notification, Reject
 async fn dead_letter(
     msg: &BorrowedMessage<'_>,
     why: &Reject,
-    sink: &Sink,
+    targets: &Targets,
     shutdown: &CancellationToken,
 ) -> bool {
     tracing::warn!(
         partition = msg.partition(),
         offset = msg.offset(),
         reason = %why.detail,
-        dlq = %sink.dlq,
+        dlq = %targets.dlq,
         "unusable record sent to the dead-letter topic"
     );
     let letter = DeadLetter {
@@ -447,7 +457,11 @@ async fn dead_letter(
     };
     let mut backoff = Duration::from_millis(100);
     loop {
-        match sink.producer.send_dead_letter(&sink.dlq, &letter).await {
+        match targets
+            .producer
+            .send_dead_letter(&targets.dlq, &letter)
+            .await
+        {
             Ok(()) => {
                 metrics::counter!("herald_dead_letters_total", "reason" => why.kind).increment(1);
                 return true;

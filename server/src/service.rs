@@ -15,8 +15,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 use app::model::{
-    Category, Counts, InboxView, ListFilter, Notification, Page, Principal, ServiceError, User,
-    DEFAULT_PAGE, MAX_MESSAGE_CHARS, MAX_PAGE, PRIORITY_RANGE,
+    Counts, InboxView, ListFilter, NewNotification, Notification, Page, Principal, ServiceError,
+    User, DEFAULT_PAGE, DEFAULT_PRIORITY, MAX_MESSAGE_CHARS, MAX_PAGE, PRIORITY_RANGE,
 };
 use app::service::{NotificationService, Session};
 
@@ -242,11 +242,6 @@ impl Service {
         };
         tokio::join!(broker, store)
     }
-
-    /// The hub (for the consumer and tests).
-    pub fn hub(&self) -> &Hub {
-        &self.shared.hub
-    }
 }
 
 #[async_trait::async_trait]
@@ -268,7 +263,7 @@ impl NotificationService for Service {
         }
     }
 
-    /// Demo sign-in: mint a token for a seeded user.
+    /// Demo sign-in: mint a token for a demo user.
     fn sign_in(&self, user_id: i64) -> Result<Session, ServiceError> {
         if !self.shared.auth.demo_sign_in() {
             return Err(ServiceError::Forbidden(
@@ -296,15 +291,18 @@ impl NotificationService for Service {
     /// group, and earlier through early delivery when it is on (see
     /// `delivery.rs`). `from` defaults to the caller; naming someone else is
     /// 403.
-    async fn send(
-        &self,
-        who: Principal,
-        from: Option<i64>,
-        to: i64,
-        message: &str,
-        category: Category,
-        priority: u8,
-    ) -> Result<Notification, ServiceError> {
+    async fn send(&self, who: Principal, n: NewNotification) -> Result<Notification, ServiceError> {
+        let NewNotification {
+            from,
+            to,
+            message,
+            category,
+            priority,
+        } = n;
+        let (category, priority) = (
+            category.unwrap_or_default(),
+            priority.unwrap_or(DEFAULT_PRIORITY),
+        );
         let from = match (who, from) {
             (Principal::User(me), Some(from)) if from != me && !self.shared.auth.is_open() => {
                 return Err(ServiceError::Forbidden(format!(
@@ -321,7 +319,7 @@ impl NotificationService for Service {
         };
         let from = self.user(from)?;
         let to = self.user(to)?;
-        let message = validate_message(message)?;
+        let message = validate_message(&message)?;
         if !PRIORITY_RANGE.contains(&priority) {
             return Err(ServiceError::Invalid(format!(
                 "invalid priority {priority}: expected 1 (min) to 5 (max)"

@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::hub::InboxEvent;
-use crate::rest::{parse_id, ApiPath, ApiQuery, Caller};
+use crate::rest::extract::{ApiQuery, Caller, UserId};
 use crate::stream::StreamEvent;
 use crate::AppState;
 
@@ -59,11 +59,10 @@ pub struct EventsQuery {
 pub async fn events(
     State(state): State<AppState>,
     Caller(who): Caller,
-    ApiPath(user): ApiPath<String>,
+    UserId(user): UserId,
     ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
-    let user = parse_id("user id", Some(&user))?;
     // The header reflects the newest event the browser saw, so it wins.
     let after = headers
         .get("last-event-id")

@@ -1,0 +1,149 @@
+//! The HTTP surface: the REST routes (registered from their OpenAPI
+//! annotations), the OpenAPI document, the SSE stream, the Leptos pages and
+//! server functions, and static files.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get};
+use axum::Router;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use app::service::SharedService;
+use app::ui::{shell, App};
+
+use crate::{auth, rest, sse, telemetry, AppState};
+
+/// The whole HTTP surface: seed routes, JSON API, SSE, the Leptos app and
+/// its server functions, static files.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let ui_service: SharedService = Arc::new(state.service.clone());
+    let (api, doc) = api_routes().split_for_parts();
+    // The pages and the server functions. Server functions read their
+    // bodies without axum's extractor limit, so they get tower-http's.
+    let ui = Router::new()
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(ui_service.clone()),
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
+        .layer(axum::middleware::map_response(server_fn_client_errors));
+    let doc = Arc::new(doc);
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc) }
+        }),
+    )
+    .route("/api/{*rest}", any(rest::ops::api_not_found))
+    .route("/api/", any(rest::ops::api_not_found))
+    // Bodies read by the REST extractors stop at the limit (413, JSON).
+    .layer(DefaultBodyLimit::max(state.max_body_bytes))
+    .merge(ui)
+    .method_not_allowed_fallback(rest::ops::method_not_allowed)
+    .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+/// Server functions answer 500 when they cannot even decode their
+/// arguments; that is the client's mistake, so make it a 400. (Errors from
+/// the service already carry the REST API's status, see `app::api`.)
+async fn server_fn_client_errors(res: axum::response::Response) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    const CLIENT_MISTAKES: [&[u8]; 3] = [b"Args|", b"Deserialization|", b"MissingArg|"];
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !res
+            .headers()
+            .contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
+    {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // Error bodies are a short line of text.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if CLIENT_MISTAKES.iter().any(|p| bytes.starts_with(p)) {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// The REST routes, each registered from its OpenAPI annotation so the
+/// document served at `/api/openapi.json` cannot miss one.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(rest::seed::seed_send))
+        .routes(routes!(rest::seed::seed_list))
+        .routes(routes!(rest::api::users))
+        .routes(routes!(
+            rest::session::sign_in,
+            rest::session::session,
+            rest::session::sign_out
+        ))
+        .routes(routes!(rest::api::create))
+        .routes(routes!(rest::api::list))
+        .routes(routes!(rest::api::count))
+        .routes(routes!(rest::api::read_all))
+        .routes(routes!(rest::api::update, rest::api::delete))
+        .routes(routes!(sse::events))
+        .routes(routes!(rest::ops::health))
+        .routes(routes!(rest::ops::ready))
+        .routes(routes!(telemetry::render))
+}
+
+/// Top of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Herald",
+        description = "Real-time notifications: Kafka in, SQLite or PostgreSQL kept, SSE out. \
+                       Errors are JSON `{\"message\": …}`."
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "seed", description = "The Go tutorial's routes, byte for byte (owner only when auth is on)"),
+        (name = "auth", description = "Demo sign-in and the session cookie"),
+        (name = "api", description = "The JSON API and the event stream"),
+        (name = "ops", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The two ways to present a token, for the OpenAPI document.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(auth::COOKIE))),
+        );
+    }
+}
