@@ -9,7 +9,7 @@ use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::{EventSource, MessageEvent};
 
 use crate::model::{Counts, ListFilter, Notification, StateEvent};
-use crate::ui::{add_new, apply_change, offer_counts, Conn};
+use crate::ui::list_state::{add_new, apply_change, offer_counts, Conn};
 
 /// What the stream updates.
 pub struct Targets {

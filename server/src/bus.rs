@@ -150,7 +150,7 @@ impl EventBus for LocalBus {
         for stored in news {
             let user = stored.notification.to.id;
             recipients.insert(user);
-            self.0.publish(user, InboxEvent::Stored(stored));
+            self.0.publish(user, InboxEvent::stored(stored));
         }
         // One counts event per watched recipient and batch (the badge), not
         // one per notification.
@@ -163,7 +163,7 @@ impl EventBus for LocalBus {
     }
 
     fn changed(&self, user: i64, event: StateEvent) {
-        self.0.publish(user, InboxEvent::State(event));
+        self.0.publish(user, InboxEvent::state(event));
     }
 }
 
@@ -319,7 +319,7 @@ async fn deliver_stored(user: i64, lo: i64, hi: i64, counts: Counts, store: &Sto
     let event = match store.after(user, lo - 1, Some(hi), MAX_ROWS).await {
         Ok(rows) if (rows.len() as i64) < MAX_ROWS => {
             for stored in rows {
-                hub.publish(user, InboxEvent::Stored(stored));
+                hub.publish(user, InboxEvent::stored(stored));
             }
             InboxEvent::Counts(counts)
         }
@@ -335,7 +335,7 @@ async fn deliver_stored(user: i64, lo: i64, hi: i64, counts: Counts, store: &Sto
 /// A read-state change, deletion or resync of one user's inbox.
 async fn deliver_change(a: Announcement, store: &Store, hub: &Hub) {
     let user = a.user();
-    let state = |change, counts| InboxEvent::State(StateEvent { change, counts });
+    let state = |change, counts| InboxEvent::state(StateEvent { change, counts });
     let event = match a {
         // Runs of these are read together by `deliver`.
         Announcement::Stored { lo, hi, counts, .. } => {

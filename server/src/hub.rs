@@ -20,13 +20,14 @@ use crate::store::Stored;
 /// store.
 pub const CHANNEL_CAPACITY: usize = 256;
 
-/// Something that happened to a user's inbox.
-#[derive(Debug)]
+/// Something that happened to a user's inbox. Cheap to clone: every
+/// stream of the user gets its own copy, sharing the payload.
+#[derive(Clone, Debug)]
 pub enum InboxEvent {
     /// A new notification was stored.
-    Stored(Stored),
+    Stored(Arc<Stored>),
     /// Existing notifications changed (read, archived, deleted).
-    State(StateEvent),
+    State(Arc<StateEvent>),
     /// The inbox's counts after a batch of new notifications.
     Counts(Counts),
     /// Events may have been missed (the cross-instance bus reconnected, or
@@ -35,15 +36,27 @@ pub enum InboxEvent {
     Resync,
 }
 
+impl InboxEvent {
+    /// A new notification.
+    pub fn stored(stored: Stored) -> Self {
+        Self::Stored(Arc::new(stored))
+    }
+
+    /// A change of existing notifications.
+    pub fn state(event: StateEvent) -> Self {
+        Self::State(Arc::new(event))
+    }
+}
+
 /// Cheap to clone; all clones share the channels.
 #[derive(Clone, Debug, Default)]
 pub struct Hub {
-    channels: Arc<Mutex<HashMap<i64, broadcast::Sender<Arc<InboxEvent>>>>>,
+    channels: Arc<Mutex<HashMap<i64, broadcast::Sender<InboxEvent>>>>,
 }
 
 impl Hub {
     /// Receive every event of `user_id`'s inbox from now on.
-    pub fn subscribe(&self, user_id: i64) -> broadcast::Receiver<Arc<InboxEvent>> {
+    pub fn subscribe(&self, user_id: i64) -> broadcast::Receiver<InboxEvent> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         channels
             .entry(user_id)
@@ -64,7 +77,7 @@ impl Hub {
     pub fn resync_all(&self) {
         let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         for tx in channels.values() {
-            let _ = tx.send(Arc::new(InboxEvent::Resync));
+            let _ = tx.send(InboxEvent::Resync);
         }
     }
 
@@ -72,7 +85,7 @@ impl Hub {
     pub fn publish(&self, user_id: i64, event: InboxEvent) {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = channels.get(&user_id) {
-            if tx.send(Arc::new(event)).is_err() {
+            if tx.send(event).is_err() {
                 // Nobody listens any more: forget the channel.
                 channels.remove(&user_id);
             }

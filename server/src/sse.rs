@@ -22,7 +22,6 @@ use futures::{stream, StreamExt};
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::hub::InboxEvent;
 use crate::rest::extract::{ApiQuery, Caller, UserId};
 use crate::stream::StreamEvent;
 use crate::AppState;
@@ -85,19 +84,13 @@ pub async fn events(
 
 fn to_sse(e: StreamEvent) -> Event {
     let (kind, event) = match e {
-        StreamEvent::Inbox(ev) => match &*ev {
-            InboxEvent::Stored(s) => (
-                "notification",
-                Event::default()
-                    .id(&s.notification.id)
-                    .data(json(&s.notification)),
-            ),
-            InboxEvent::State(st) => ("state", Event::default().data(json(st))),
-            InboxEvent::Counts(c) => ("counts", Event::default().data(json(c))),
-            // Never handed out (the stream catches up instead); a comment
-            // keeps this total without breaking the stream.
-            InboxEvent::Resync => ("resync", Event::default().comment("resync")),
-        },
+        StreamEvent::Notification(s) => (
+            "notification",
+            Event::default()
+                .id(&s.notification.id)
+                .data(json(&s.notification)),
+        ),
+        StreamEvent::State(st) => ("state", Event::default().data(json(&*st))),
         StreamEvent::Counts(c) => ("counts", Event::default().data(json(&c))),
     };
     metrics::counter!("herald_sse_events_total", "type" => kind).increment(1);

@@ -8,19 +8,22 @@ use std::sync::Arc;
 use futures::Stream;
 use tokio::sync::broadcast::{error::RecvError, error::TryRecvError, Receiver};
 
-use app::model::Counts;
+use app::model::{Counts, StateEvent};
 
 use crate::hub::{Hub, InboxEvent};
-use crate::store::Store;
+use crate::store::{Store, Stored};
 
 /// Rows read per page while replaying missed events to a stream.
 const REPLAY_PAGE: i64 = 200;
 
-/// An event for one SSE stream.
+/// An event for one SSE stream: only what a client is sent (a resync is
+/// handled inside the stream, by catching up from the store).
 #[derive(Clone, Debug)]
 pub enum StreamEvent {
-    /// A new notification or a state change, as the hub carried it.
-    Inbox(Arc<InboxEvent>),
+    /// A new notification.
+    Notification(Arc<Stored>),
+    /// A change of existing notifications, with the counts after it.
+    State(Arc<StateEvent>),
     /// The inbox's counts.
     Counts(Counts),
 }
@@ -72,7 +75,7 @@ pub async fn open(
 
 /// State of one SSE stream: the hub receiver plus what is left to replay.
 struct Subscription {
-    rx: Receiver<Arc<InboxEvent>>,
+    rx: Receiver<InboxEvent>,
     store: Store,
     user_id: i64,
     /// `seq` of the last notification handed out; nothing at or below it is
@@ -81,7 +84,7 @@ struct Subscription {
     /// Whether the store may hold notifications after `last_seq` that the
     /// hub will not deliver (resume, or lag).
     replay: bool,
-    backlog: VecDeque<Arc<InboxEvent>>,
+    backlog: VecDeque<Arc<Stored>>,
     /// Newest counts not yet sent.
     counts: Option<Counts>,
     /// Version of the last counts sent (in a counts or a state event).
@@ -104,22 +107,22 @@ impl Subscription {
     }
 
     /// What to do with one event from the hub; `Some` is sent now.
-    fn take(&mut self, event: Arc<InboxEvent>) -> Option<StreamEvent> {
-        match &*event {
+    fn take(&mut self, event: InboxEvent) -> Option<StreamEvent> {
+        match event {
             InboxEvent::Stored(s) if s.seq <= self.last_seq => None,
             InboxEvent::Stored(s) => {
                 self.last_seq = s.seq;
-                Some(StreamEvent::Inbox(event))
+                Some(StreamEvent::Notification(s))
             }
             InboxEvent::State(st) => {
                 self.sent_version = self.sent_version.max(st.counts.version);
                 if self.counts.is_some_and(|c| c.version <= self.sent_version) {
                     self.counts = None;
                 }
-                Some(StreamEvent::Inbox(event))
+                Some(StreamEvent::State(st))
             }
             InboxEvent::Counts(c) => {
-                self.offer_counts(*c);
+                self.offer_counts(c);
                 None
             }
             // Handled in `next` (it reads the store).
@@ -135,11 +138,9 @@ impl Subscription {
 
     async fn next(&mut self) -> Option<StreamEvent> {
         loop {
-            if let Some(event) = self.backlog.pop_front() {
-                if let InboxEvent::Stored(s) = &*event {
-                    self.last_seq = s.seq;
-                }
-                return Some(StreamEvent::Inbox(event));
+            if let Some(stored) = self.backlog.pop_front() {
+                self.last_seq = stored.seq;
+                return Some(StreamEvent::Notification(stored));
             }
             if self.replay {
                 // Boxed: the store's future is large and rarely needed; kept
@@ -152,8 +153,7 @@ impl Subscription {
                 match page.await {
                     Ok(page) => {
                         self.replay = page.len() as i64 == REPLAY_PAGE;
-                        self.backlog
-                            .extend(page.into_iter().map(|s| Arc::new(InboxEvent::Stored(s))));
+                        self.backlog.extend(page.into_iter().map(Arc::new));
                         continue;
                     }
                     Err(e) => {
@@ -178,7 +178,7 @@ impl Subscription {
                 Err(TryRecvError::Closed) => Err(RecvError::Closed),
             };
             let received = match received {
-                Ok(event) if matches!(*event, InboxEvent::Resync) => Err(RecvError::Lagged(0)),
+                Ok(InboxEvent::Resync) => Err(RecvError::Lagged(0)),
                 other => other,
             };
             match received {

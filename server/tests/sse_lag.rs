@@ -11,7 +11,7 @@ use app::model::Principal;
 use futures::StreamExt;
 use herald::auth::Auth;
 use herald::bus::{self, EventBus, LocalBus, PostgresBus};
-use herald::hub::{Hub, InboxEvent, CHANNEL_CAPACITY};
+use herald::hub::{Hub, CHANNEL_CAPACITY};
 use herald::kafka::Producer;
 use herald::service::{RateLimit, Service};
 use herald::store::{Source, Store};
@@ -80,11 +80,8 @@ async fn lagging_stream(url: &str) {
     let got: Vec<String> = stream
         .filter_map(|e| async move {
             match e {
-                StreamEvent::Inbox(ev) => match &*ev {
-                    InboxEvent::Stored(s) => Some(s.notification.id.clone()),
-                    _ => None,
-                },
-                StreamEvent::Counts(_) => None,
+                StreamEvent::Notification(s) => Some(s.notification.id.clone()),
+                StreamEvent::State(_) | StreamEvent::Counts(_) => None,
             }
         })
         .take(total)

@@ -59,6 +59,12 @@ enum Mode {
         /// `seed` = POST /send (form), `api` = POST /api/notifications (JSON).
         #[arg(long, value_enum, default_value = "seed")]
         route: Route,
+        /// Herald's process id: report its CPU time per accepted send.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// The broker's process id: report its CPU time per accepted send.
+        #[arg(long)]
+        broker_pid: Option<u32>,
     },
     /// Fixed send rate with SSE subscribers: send-to-event latency, undelivered count.
     E2e {
@@ -182,7 +188,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             concurrency,
             seconds,
             route,
-        } => send(&http, &base, concurrency, seconds, route).await,
+            server_pid,
+            broker_pid,
+        } => {
+            let pids = [server_pid, broker_pid];
+            send(&http, &base, concurrency, seconds, route, pids).await
+        }
         Mode::E2e {
             rate,
             seconds,
@@ -229,7 +240,9 @@ async fn send(
     concurrency: usize,
     seconds: f64,
     route: Route,
+    [server_pid, broker_pid]: [Option<u32>; 2],
 ) -> Outcome {
+    let cpu_before = [server_pid.and_then(cpu_us), broker_pid.and_then(cpu_us)];
     let hist = Arc::new(Mutex::new(histogram()));
     let statuses: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let seq = Arc::new(AtomicUsize::new(0));
@@ -296,6 +309,7 @@ async fn send(
         let _ = t.await;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = [server_pid.and_then(cpu_us), broker_pid.and_then(cpu_us)];
     let statuses = statuses.lock().unwrap().clone();
     let ok: u64 = statuses
         .iter()
@@ -304,11 +318,19 @@ async fn send(
         .sum();
     let total: u64 = statuses.values().sum();
     let hist = hist.lock().unwrap().clone();
-    let report = json!({
+    let mut report = json!({
         "mode": "send", "route": route, "concurrency": concurrency, "seconds": elapsed,
         "accepted": ok, "accepted_per_second": ok as f64 / elapsed,
         "statuses": statuses, "latency_ms": summary(&hist),
     });
+    for (i, key) in ["server_cpu_us_per_send", "broker_cpu_us_per_send"]
+        .into_iter()
+        .enumerate()
+    {
+        if let (Some(a), Some(b)) = (cpu_before[i], cpu_after[i]) {
+            report[key] = json!(b.saturating_sub(a) as f64 / ok.max(1) as f64);
+        }
+    }
     ("send", report, hist, total - ok)
 }
 
@@ -467,6 +489,18 @@ async fn e2e(
         "latency_ms": summary(&hist),
     });
     Ok(("e2e", report, hist, (failed + undelivered) as u64))
+}
+
+/// CPU time (user + system) process `pid` has used so far, in µs, from
+/// `/proc/<pid>/stat` (clock ticks of USER_HZ, 100 per second on Linux).
+fn cpu_us(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name, which may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks * 10_000)
 }
 
 fn rss_kb(pid: u32) -> Option<u64> {
