@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -562,18 +563,37 @@ impl Store {
 async fn open_sqlite(url: &str) -> Result<AnyPool, StartError> {
     let options = SqliteConnectOptions::from_str(url)?;
     let file = options.get_filename();
+    let in_memory = file == Path::new(":memory:");
+    // Notifications are private: what Herald creates, only its user may
+    // read (SQLite gives the -wal and -shm files the database's mode).
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if file != Path::new(":memory:") {
-            std::fs::create_dir_all(dir)?;
+        if !in_memory {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
     }
     // Create the file when missing, unless the URL chose a mode itself.
     let url = if url.contains("mode=") {
         url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
     } else {
-        format!("{url}?mode=rwc")
+        if !in_memory {
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(file);
+            match created {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
+                _ => {}
+            }
+        }
+        if url.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
+        }
     };
     let pool = AnyPoolOptions::new()
         .max_connections(8)
@@ -806,6 +826,23 @@ fn decode(r: &AnyRow) -> Result<Stored, sqlx::Error> {
 mod tests {
     use super::*;
     use app::model::Category;
+
+    #[tokio::test]
+    async fn a_new_sqlite_file_and_its_directory_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new-dir").join("herald.db");
+        let store = Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        store.check_writable().await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(db.parent().unwrap()), 0o700, "directory");
+        assert_eq!(mode(&db), 0o600, "database");
+        let wal = db.with_extension("db-wal");
+        assert_eq!(mode(&wal), 0o600, "write-ahead log");
+        store.close().await;
+    }
 
     fn n(id: &str, to: i64) -> Notification {
         Notification {

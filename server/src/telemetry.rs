@@ -1,11 +1,9 @@
 //! Prometheus metrics through the `metrics` facade.
 //!
-//! Series (all prefixed `herald_`): `sends_total{outcome}`, `produce_seconds`,
-//! `consumed_records_total`, `dead_letters_total{reason}`,
-//! `duplicate_records_total`, `store_write_seconds{path}`,
-//! `store_batch_size{path}`, `early_stored_total`,
-//! `early_skipped_total{reason}`, `consumer_lag{topic,partition}`,
-//! `sse_connections`, `sse_events_total{type}`, `sse_lagged_events_total`.
+//! Every series is described (Prometheus `# HELP`) and, where its labels
+//! are known in advance, shown at 0 from start, so dashboards and alerts
+//! see it before the first event: [`COUNTERS`], [`GAUGES`], [`HISTOGRAMS`].
+//! `consumer_lag{topic,partition}` appears once partitions are assigned.
 
 use std::sync::OnceLock;
 
@@ -15,16 +13,170 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Install the process-wide recorder (once; later calls are no-ops, so
-/// several instances in one test process share it).
+/// A series: name, help text, and its label with every value it can take
+/// (no label: one series).
+type Series = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static [&'static str])>,
+);
+
+/// Counters Herald exports.
+pub const COUNTERS: &[Series] = &[
+    (
+        "herald_sends_total",
+        "Sends answered, by outcome",
+        Some(("outcome", &["accepted", "unavailable", "rate_limited"])),
+    ),
+    (
+        "herald_consumed_records_total",
+        "Records the consumer group read",
+        None,
+    ),
+    (
+        "herald_dead_letters_total",
+        "Records sent to the dead-letter topic, by reason",
+        Some((
+            "reason",
+            &[
+                "empty",
+                "invalid_json",
+                "unknown_recipient",
+                "oversize",
+                "nul_byte",
+            ],
+        )),
+    ),
+    (
+        "herald_duplicate_records_total",
+        "Records the consumer found already stored",
+        None,
+    ),
+    (
+        "herald_early_stored_total",
+        "Notifications stored by early delivery",
+        None,
+    ),
+    (
+        "herald_early_skipped_total",
+        "Sends left to the consumer group by early delivery, by reason",
+        Some((
+            "reason",
+            &["unwatched", "not_owned", "queue_full", "store_error"],
+        )),
+    ),
+    (
+        "herald_consumer_rejoins_total",
+        "Times the consumer left and rejoined a stuck group",
+        None,
+    ),
+    (
+        "herald_sse_events_total",
+        "Events sent on streams, by type",
+        Some(("type", &["notification", "state", "counts"])),
+    ),
+    (
+        "herald_sse_lagged_events_total",
+        "Hub events slow streams missed (they caught up from the store)",
+        None,
+    ),
+    (
+        "herald_bus_announcements_total",
+        "Announcements received from other instances",
+        None,
+    ),
+    (
+        "herald_bus_bad_announcements_total",
+        "Announcements Herald could not read",
+        None,
+    ),
+    (
+        "herald_bus_overflows_total",
+        "Times the announcement queue was full (every stream caught up)",
+        None,
+    ),
+    (
+        "herald_bus_dropped_total",
+        "Announcements the Kafka event bus could not produce",
+        None,
+    ),
+    (
+        "herald_bus_reconnects_total",
+        "Reconnections of the announcement listener",
+        None,
+    ),
+];
+
+/// Gauges Herald exports.
+pub const GAUGES: &[Series] = &[("herald_sse_connections", "Open event streams", None)];
+
+/// Histograms Herald exports (seconds, or notifications per batch).
+pub const HISTOGRAMS: &[Series] = &[
+    (
+        "herald_produce_seconds",
+        "Time from produce to the broker's acknowledgement",
+        None,
+    ),
+    (
+        "herald_store_write_seconds",
+        "Time of one store write, by path",
+        Some(("path", &["consumer", "early"])),
+    ),
+    (
+        "herald_store_batch_size",
+        "Notifications per store write, by path",
+        Some(("path", &["consumer", "early"])),
+    ),
+];
+
+/// Install the process-wide recorder and describe every series (once;
+/// later calls are no-ops, so several instances in one test process share
+/// it).
 pub fn install() {
     HANDLE.get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-        Ok(handle) => Some(handle),
+        Ok(handle) => {
+            describe();
+            Some(handle)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "metrics recorder not installed");
             None
         }
     });
+}
+
+/// Help texts for every series, and each series registered (counters and
+/// gauges at 0).
+fn describe() {
+    for (name, help, labels) in COUNTERS {
+        metrics::describe_counter!(*name, *help);
+        for set in label_sets(labels) {
+            metrics::counter!(*name, set.as_slice()).increment(0);
+        }
+    }
+    for (name, help, labels) in GAUGES {
+        metrics::describe_gauge!(*name, *help);
+        for set in label_sets(labels) {
+            metrics::gauge!(*name, set.as_slice()).increment(0.0);
+        }
+    }
+    for (name, help, labels) in HISTOGRAMS {
+        metrics::describe_histogram!(*name, *help);
+        for set in label_sets(labels) {
+            let _ = metrics::histogram!(*name, set.as_slice());
+        }
+    }
+}
+
+/// One label set per known value of the series' label (one empty set when
+/// it has none).
+fn label_sets(
+    labels: &Option<(&'static str, &'static [&'static str])>,
+) -> Vec<Vec<(&'static str, &'static str)>> {
+    match labels {
+        None => vec![vec![]],
+        Some((label, values)) => values.iter().map(|v| vec![(*label, *v)]).collect(),
+    }
 }
 
 /// The current metrics in the text exposition format (empty before

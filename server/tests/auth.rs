@@ -107,23 +107,32 @@ async fn a_user_cannot_read_stream_or_change_someone_elses_inbox() {
         assert_eq!(status, 403, "{method} {path}: {body}");
         assert!(msg(&body).contains("Bruno's inbox"), "{body}");
     }
-    let (status, body) = call(
-        req(
-            Method::PATCH,
-            &h.url(&format!("/api/notifications/{id}")),
-            Some(&emma),
-        )
-        .json(&json!({"read": true})),
-    )
-    .await;
-    assert_eq!(status, 403, "{body}");
-    let (status, _) = call(req(
-        Method::DELETE,
-        &h.url(&format!("/api/notifications/{id}")),
-        Some(&emma),
-    ))
-    .await;
-    assert_eq!(status, 403);
+    // Someone else's notification id is answered like an id nobody has:
+    // same status, same words, so an id does not tell whose inbox it is in.
+    for (method, body) in [
+        (Method::PATCH, Some(json!({"read": true}))),
+        (Method::DELETE, None),
+    ] {
+        let answer = |id: &str| {
+            let r = req(
+                method.clone(),
+                &h.url(&format!("/api/notifications/{id}")),
+                Some(&emma),
+            );
+            call(match &body {
+                Some(b) => r.json(b),
+                None => r,
+            })
+        };
+        let (status, theirs) = answer(&id).await;
+        let (missing_status, missing) = answer("no-such-id").await;
+        assert_eq!((status, missing_status), (404, 404), "{method}: {theirs}");
+        assert_eq!(
+            msg(&theirs).replace(&id, "ID"),
+            msg(&missing).replace("no-such-id", "ID"),
+            "{method}"
+        );
+    }
 
     // Bruno's notification is untouched, and he can do all of it himself.
     let list = wait_for_inbox(&h, &bruno, 2, 1).await;

@@ -48,6 +48,45 @@ async fn metrics_expose_the_named_series_after_a_send() {
     h.shutdown().await;
 }
 
+/// Dashboards and alerts see every series from start, before anything
+/// happened: each has its help text, and each counter and gauge a sample
+/// for every label value it can take.
+#[tokio::test]
+async fn every_series_is_described_and_shown_before_the_first_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let (status, body) = get(&h.url("/metrics")).await;
+    assert_eq!(status, 200);
+    use herald::telemetry::{COUNTERS, GAUGES, HISTOGRAMS};
+    for (name, _, _) in COUNTERS.iter().chain(GAUGES).chain(HISTOGRAMS) {
+        assert!(
+            body.contains(&format!("# HELP {name} ")),
+            "no help for {name} in\n{body}"
+        );
+    }
+    for (name, _, labels) in COUNTERS.iter().chain(GAUGES) {
+        let samples: Vec<String> = match labels {
+            None => vec![format!("\n{name} ")],
+            Some((label, values)) => values
+                .iter()
+                .map(|v| format!("\n{name}{{{label}=\"{v}\"}} "))
+                .collect(),
+        };
+        for sample in samples {
+            assert!(body.contains(&sample), "no sample {sample:?} in\n{body}");
+        }
+    }
+    // Spot checks that do not depend on the list above.
+    for sample in [
+        "herald_dead_letters_total{reason=\"invalid_json\"}",
+        "herald_sends_total{outcome=\"rate_limited\"}",
+        "herald_sse_connections",
+    ] {
+        assert!(body.contains(sample), "no {sample} in\n{body}");
+    }
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn ready_follows_the_broker() {
     let dir = tempfile::tempdir().unwrap();

@@ -37,10 +37,10 @@ pub enum ClientErrors {
     /// No valid token: missing, forged or expired (the message says which)
     #[response(status = 401)]
     Unauthorized(MessageBody),
-    /// Someone else's inbox or notification, or a sender that is not the caller
+    /// Someone else's inbox, or a sender that is not the caller
     #[response(status = 403)]
     Forbidden(MessageBody),
-    /// `{"message":"User not found"}`, or no such notification
+    /// `{"message":"User not found"}`, or no such notification (someone else's is answered the same)
     #[response(status = 404)]
     NotFound(MessageBody),
 }
