@@ -17,9 +17,13 @@ use serde::{Deserialize, Serialize};
 use app::model::{Principal, ServiceError};
 
 use crate::config::{AuthMode, Config};
+use crate::error::StartError;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "herald_session";
+
+/// Shortest token secret accepted: 256 bits, the size of an HS256 key.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The claims Herald signs and requires.
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,13 +48,35 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Keys and rules from the configuration. Without `HERALD_JWT_SECRET` a
-    /// random secret is made up (and said so), which is fine for development
-    /// and means tokens do not survive a restart.
-    pub fn new(cfg: &Config) -> Self {
-        let secret = match &cfg.jwt_secret {
-            Some(s) if !s.is_empty() => s.clone(),
-            _ => {
+    /// Keys and rules from the configuration. Without a secret
+    /// (`HERALD_JWT_SECRET` or `HERALD_JWT_SECRET_FILE`) a random one is
+    /// made up (and said so), which is fine for development and means tokens
+    /// do not survive a restart. A secret shorter than [`MIN_SECRET_BYTES`]
+    /// is refused.
+    pub fn new(cfg: &Config) -> Result<Self, StartError> {
+        let given = match (&cfg.jwt_secret, &cfg.jwt_secret_file) {
+            (_, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    StartError::Config(format!(
+                        "cannot read HERALD_JWT_SECRET_FILE {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(text.trim_end_matches(['\r', '\n']).to_owned())
+            }
+            (Some(s), None) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
+        let secret = match given {
+            Some(s) if s.len() < MIN_SECRET_BYTES => {
+                return Err(StartError::Config(format!(
+                    "the token secret is {} bytes long; it must be at least {MIN_SECRET_BYTES} \
+                     (a short HS256 secret can be guessed offline from a single token)",
+                    s.len()
+                )))
+            }
+            Some(s) => s,
+            None => {
                 tracing::warn!(
                     "HERALD_JWT_SECRET is not set: signing tokens with a random secret; \
                      they stop working when Herald restarts"
@@ -68,7 +94,7 @@ impl Auth {
         validation.set_required_spec_claims(&["exp", "sub"]);
         // Small clock differences between an identity provider and Herald.
         validation.leeway = 5;
-        Self {
+        Ok(Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
@@ -76,7 +102,7 @@ impl Auth {
             mode: cfg.auth,
             demo_sign_in: cfg.demo_sign_in,
             secure_cookie: cfg.cookie_secure,
-        }
+        })
     }
 
     /// Whether every route is open (`HERALD_AUTH=off`).
@@ -198,9 +224,9 @@ mod tests {
 
     fn auth(mode: AuthMode) -> Auth {
         let mut cfg = Config::defaults();
-        cfg.jwt_secret = Some("unit-test-secret".into());
+        cfg.jwt_secret = Some("unit-test-secret-of-thirty-two-bytes".into());
         cfg.auth = mode;
-        Auth::new(&cfg)
+        Auth::new(&cfg).unwrap()
     }
 
     fn headers(name: header::HeaderName, value: &str) -> HeaderMap {
@@ -228,8 +254,8 @@ mod tests {
         ));
         let other = {
             let mut cfg = Config::defaults();
-            cfg.jwt_secret = Some("another-secret".into());
-            Auth::new(&cfg)
+            cfg.jwt_secret = Some("another-secret-of-thirty-two-bytes".into());
+            Auth::new(&cfg).unwrap()
         };
         let forged = other.mint(1).unwrap();
         let err = a
@@ -247,6 +273,33 @@ mod tests {
         let t = a.mint(2).unwrap();
         let h = headers(header::AUTHORIZATION, &format!("Bearer {t}"));
         assert_eq!(a.principal(&h).unwrap(), Principal::User(2));
+    }
+
+    #[test]
+    fn short_secrets_are_refused_and_a_secret_file_works() {
+        let mut cfg = Config::defaults();
+        cfg.jwt_secret = Some("x".repeat(MIN_SECRET_BYTES - 1));
+        let err = Auth::new(&cfg).err().expect("31 bytes refused");
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        cfg.jwt_secret = Some("x".repeat(MIN_SECRET_BYTES));
+        let from_env = Auth::new(&cfg).unwrap();
+
+        // The same secret from a file (with its newline) makes the same keys.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, format!("{}\n", "x".repeat(MIN_SECRET_BYTES))).unwrap();
+        cfg.jwt_secret = None;
+        cfg.jwt_secret_file = Some(path.clone());
+        let from_file = Auth::new(&cfg).unwrap();
+        let t = from_env.mint(4).unwrap();
+        let h = headers(header::AUTHORIZATION, &format!("Bearer {t}"));
+        assert_eq!(from_file.principal(&h).unwrap(), Principal::User(4));
+
+        std::fs::write(&path, "short\n").unwrap();
+        assert!(Auth::new(&cfg).is_err(), "a short file is refused too");
+        cfg.jwt_secret_file = Some(dir.path().join("missing"));
+        let err = Auth::new(&cfg).err().expect("missing file");
+        assert!(err.to_string().contains("HERALD_JWT_SECRET_FILE"), "{err}");
     }
 
     #[test]

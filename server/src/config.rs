@@ -122,10 +122,17 @@ pub struct Config {
     #[arg(long, env = "HERALD_AUTH", value_enum, default_value = "on")]
     pub auth: AuthMode,
 
-    /// HS256 secret that signs and verifies tokens. Unset: a random one per
-    /// start (tokens die with the process), with a warning.
+    /// HS256 secret that signs and verifies tokens, at least 32 bytes (a
+    /// shorter one can be guessed offline from a single token). Unset: a
+    /// random one per start (tokens die with the process), with a warning.
     #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// A file holding the token secret (one line), instead of
+    /// `HERALD_JWT_SECRET`: keeps it out of the environment and the command
+    /// line.
+    #[arg(long, env = "HERALD_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    pub jwt_secret_file: Option<std::path::PathBuf>,
 
     /// Lifetime of the tokens the demo sign-in mints, in seconds.
     #[arg(long, env = "HERALD_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]

@@ -31,7 +31,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use app::model::{Notification, MAX_MESSAGE_CHARS};
+use app::model::{Notification, User, MAX_MESSAGE_CHARS};
 
 use crate::config::Config;
 use crate::delivery::Ledger;
@@ -125,8 +125,9 @@ pub struct Targets {
     pub writer: Writer,
     /// Records early delivery already stored.
     pub ledger: Ledger,
-    /// Ids of known users; records for anyone else are dead letters.
-    pub users: Arc<HashSet<i64>>,
+    /// The user directory: records from or to anyone else are dead
+    /// letters, and the names shown are the directory's.
+    pub users: Arc<HashMap<i64, User>>,
     /// Topic name, for ids derived from record positions.
     pub topic: String,
     /// Consumer group id.
@@ -404,20 +405,25 @@ fn decode(msg: &BorrowedMessage<'_>, targets: &Targets) -> Result<Notification, 
     let payload = msg
         .payload()
         .ok_or_else(|| reject("empty", "empty record"))?;
-    let record: Record = serde_json::from_slice(payload)
+    let mut record: Record = serde_json::from_slice(payload)
         .map_err(|e| reject("invalid_json", format!("invalid JSON: {e}")))?;
-    if !targets.users.contains(&record.to.id) {
+    let Some(to) = targets.users.get(&record.to.id) else {
         return Err(reject(
             "unknown_recipient",
             format!("unknown recipient {}", record.to.id),
         ));
-    }
-    let texts = [
-        record.id.as_deref().unwrap_or_default(),
-        &record.message,
-        &record.from.name,
-        &record.to.name,
-    ];
+    };
+    let Some(from) = targets.users.get(&record.from.id) else {
+        return Err(reject(
+            "unknown_sender",
+            format!("unknown sender {}", record.from.id),
+        ));
+    };
+    // Names come from the directory, never from the record: a record that
+    // says it is from user 4 "IT Security" shows Lena.
+    record.to = to.clone();
+    record.from = from.clone();
+    let texts = [record.id.as_deref().unwrap_or_default(), &record.message];
     if !texts.iter().all(|t| storable(t)) {
         return Err(reject("nul_byte", "a text field holds a NUL character"));
     }

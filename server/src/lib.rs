@@ -63,7 +63,6 @@ pub mod telemetry;
 pub mod test_support;
 pub mod writer;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,6 +166,8 @@ pub async fn start(
     listener: TcpListener,
     leptos_options: LeptosOptions,
 ) -> Result<Running, StartError> {
+    // Settings first: a bad secret stops Herald before it touches anything.
+    let auth = auth::Auth::new(&cfg)?;
     let store = Store::open(&cfg.database_url).await?;
     kafka::ensure_topics(&cfg).await?;
     let producer = Producer::new(&cfg)?;
@@ -212,7 +213,7 @@ pub async fn start(
         writer.clone(),
         producer.clone(),
         hub.clone(),
-        auth::Auth::new(&cfg),
+        auth,
         RateLimit {
             burst: cfg.rate_limit_burst,
             per_second: cfg.rate_limit_per_sec,
@@ -227,7 +228,7 @@ pub async fn start(
         ledger,
         dlq: cfg.dlq_topic(),
         producer: producer.clone(),
-        users: Arc::new(users.iter().map(|u| u.id).collect::<HashSet<_>>()),
+        users: Arc::new(users.iter().map(|u| (u.id, u.clone())).collect()),
         topic: cfg.topic.clone(),
         group: cfg.group_id.clone(),
     };

@@ -42,6 +42,7 @@ pub const COUNTERS: &[Series] = &[
                 "empty",
                 "invalid_json",
                 "unknown_recipient",
+                "unknown_sender",
                 "oversize",
                 "nul_byte",
             ],

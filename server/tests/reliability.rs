@@ -173,14 +173,17 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
         format!(r#"{{"from":{{"id":2,"name":"Bruno"}},"to":{{"id":1,"name":"Emma"}},"message":"{}"}}"#, "x".repeat(2_001)),
         // PostgreSQL cannot store NUL: the write would fail on every retry.
         r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":1,"name":"Emma"},"message":"nul \u0000 inside"}"#.to_owned(),
-        r#"{"from":{"id":2,"name":"Bruno"},"to":{"id":1,"name":"Emma"},"message":"valid after poison"}"#.to_owned(),
+        r#"{"from":{"id":99,"name":"Nobody"},"to":{"id":1,"name":"Emma"},"message":"from nobody"}"#.to_owned(),
+        // Valid, but it lies about the sender's name: the directory's shows.
+        r#"{"from":{"id":4,"name":"IT Security"},"to":{"id":1,"name":"Emma"},"message":"valid after poison"}"#.to_owned(),
     ];
     produce_raw(&h.cfg, &records).await;
     let list = wait_for_count(&h, 1, 1, Duration::from_secs(5)).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["message"], "valid after poison");
+    assert_eq!(list[0]["from"], json!({"id": 4, "name": "Lena"}));
 
-    // The four poison records are on the DLQ with headers naming why.
+    // The five poison records are on the DLQ with headers naming why.
     let dlq: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &h.cfg.kafka_brokers)
         .set("group.id", format!("{}-dlq-reader", h.cfg.group_id))
@@ -190,7 +193,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
     dlq.subscribe(&[&h.cfg.dlq_topic()]).unwrap();
     let mut letters = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while letters.len() < 4 && Instant::now() < deadline {
+    while letters.len() < 5 && Instant::now() < deadline {
         if let Some(Ok(m)) = dlq.poll(Duration::from_millis(200)) {
             let mut headers = HashMap::new();
             if let Some(h) = m.headers() {
@@ -207,26 +210,36 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
             ));
         }
     }
-    assert_eq!(letters.len(), 4, "{letters:?}");
+    assert_eq!(letters.len(), 5, "{letters:?}");
     letters.sort_by_key(|(_, h)| h["herald.source.offset"].parse::<i64>().unwrap());
     assert_eq!(letters[0].0, "{not json");
     assert!(letters[0].1["herald.error"].contains("invalid JSON"));
     assert!(letters[1].1["herald.error"].contains("unknown recipient 77"));
     assert!(letters[2].1["herald.error"].contains("2001"));
     assert!(letters[3].1["herald.error"].contains("NUL"));
+    assert!(letters[4].1["herald.error"].contains("unknown sender 99"));
     for (_, headers) in &letters {
         assert_eq!(headers["herald.source.topic"], topic);
         headers["herald.source.partition"].parse::<i32>().unwrap();
     }
 
-    // The metric counts them.
+    // The metric counts them (every series shows from start at 0, so the
+    // value is what tells).
     let (_, metrics) = get(&h.url("/metrics")).await;
-    assert!(
-        metrics.contains("herald_dead_letters_total{reason=\"invalid_json\"}"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("herald_dead_letters_total{reason=\"unknown_recipient\"}"));
-    assert!(metrics.contains("herald_dead_letters_total{reason=\"oversize\"}"));
-    assert!(metrics.contains("herald_dead_letters_total{reason=\"nul_byte\"}"));
+    for reason in [
+        "invalid_json",
+        "unknown_recipient",
+        "oversize",
+        "nul_byte",
+        "unknown_sender",
+    ] {
+        let series = format!("herald_dead_letters_total{{reason=\"{reason}\"}} ");
+        let value: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+        assert!(value >= 1.0, "{series}{value}");
+    }
     h.shutdown().await;
 }

@@ -53,7 +53,7 @@ async fn lagging_stream(url: &str) {
         writer.clone(),
         producer,
         hub.clone(),
-        Auth::new(&cfg),
+        Auth::new(&cfg).unwrap(),
         rate,
         None,
     );
