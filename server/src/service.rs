@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::Stream;
@@ -57,7 +57,19 @@ struct Shared {
     /// Stores and pushes acknowledged sends before the consumer reads them
     /// back; `None` when switched off.
     early: Option<Early>,
+    /// The last readiness answer and when it was found (see
+    /// [`READINESS_TTL`]); the lock also makes concurrent probes wait for
+    /// one check instead of each making its own.
+    readiness: tokio::sync::Mutex<Option<(Instant, Readiness)>>,
 }
+
+/// Whether the broker and the store can take work: each `Ok`, or why not.
+pub type Readiness = (Result<(), String>, Result<(), String>);
+
+/// How long a readiness answer is reused: a flood of probes (readiness is
+/// public) costs the broker a metadata request and the store a write once
+/// per second, not once per probe.
+pub const READINESS_TTL: Duration = Duration::from_secs(1);
 
 /// The per-sender rate limit: in process with SQLite (one instance), in
 /// the shared store with PostgreSQL, so one sender's allowance is the same
@@ -112,6 +124,7 @@ impl Service {
                 auth,
                 limiter,
                 early,
+                readiness: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -234,8 +247,16 @@ impl Service {
     }
 
     /// Readiness: the broker answers metadata requests and the store takes
-    /// writes. Each part is `Ok` or the reason it is not ready.
-    pub async fn readiness(&self) -> (Result<(), String>, Result<(), String>) {
+    /// writes. Each part is `Ok` or the reason it is not ready. Answers are
+    /// reused for [`READINESS_TTL`].
+    pub async fn readiness(&self) -> Readiness {
+        let mut last = self.shared.readiness.lock().await;
+        if let Some((at, answer)) = last.as_ref() {
+            if at.elapsed() < READINESS_TTL {
+                return answer.clone();
+            }
+        }
+        metrics::counter!("herald_readiness_checks_total").increment(1);
         let broker = self.shared.producer.check_broker(Duration::from_secs(2));
         let store = async {
             self.shared
@@ -244,7 +265,9 @@ impl Service {
                 .await
                 .map_err(|e| e.to_string())
         };
-        tokio::join!(broker, store)
+        let answer = tokio::join!(broker, store);
+        *last = Some((Instant::now(), answer.clone()));
+        answer
     }
 }
 
@@ -341,7 +364,7 @@ impl NotificationService for Service {
             read: false,
             archived: false,
         };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let produced = self.shared.producer.send(&n).await;
         metrics::histogram!("herald_produce_seconds").record(started.elapsed().as_secs_f64());
         let outcome = if produced.is_ok() {

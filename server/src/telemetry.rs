@@ -67,6 +67,11 @@ pub const COUNTERS: &[Series] = &[
         )),
     ),
     (
+        "herald_readiness_checks_total",
+        "Readiness checks of the broker and the store (probes within a second share one)",
+        None,
+    ),
+    (
         "herald_consumer_rejoins_total",
         "Times the consumer left and rejoined a stuck group",
         None,

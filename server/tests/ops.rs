@@ -108,6 +108,37 @@ async fn every_series_is_described_and_shown_before_the_first_event() {
     h.shutdown().await;
 }
 
+/// Pages, the API and errors all carry the headers that keep browsers
+/// strict (no sniffing, no framing, no full referrer to other sites).
+#[tokio::test]
+async fn every_answer_carries_the_strict_browser_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    for path in [
+        "/",
+        "/api/health",
+        "/api/users",
+        "/api/no-such-route",
+        "/favicon.svg",
+    ] {
+        let res = client().get(h.url(path)).send().await.unwrap();
+        let headers = res.headers();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("referrer-policy", "same-origin"),
+        ] {
+            assert_eq!(
+                headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{path}: {name}"
+            );
+        }
+    }
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn ready_follows_the_broker() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,7 +158,16 @@ async fn ready_follows_the_broker() {
     assert_eq!(body["store"], "ok");
 
     broker.kill().await;
-    let (status, body) = ready(h.url("/api/ready")).await;
+    // Answers are reused for a second (readiness.rs), so it turns soon
+    // after, not at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = ready(h.url("/api/ready")).await;
+        if status != 200 || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unready");
     assert_ne!(body["broker"], "ok");

@@ -1,0 +1,56 @@
+//! `/api/ready` is public, so it must not be a lever on the broker and the
+//! store. A file of its own: the metric it reads is process-wide, and other
+//! tests' instances would move it too.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The value of a counter without labels in the text exposition format.
+fn counter(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+}
+
+#[tokio::test]
+async fn a_flood_of_readiness_probes_costs_one_check_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&h.url("/api/ready")).await.0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = counter(
+        &get(&h.url("/metrics")).await.1,
+        "herald_readiness_checks_total",
+    );
+    let started = Instant::now();
+    let probes: Vec<_> = (0..300)
+        .map(|_| {
+            let url = h.url("/api/ready");
+            tokio::spawn(async move { get(&url).await.0 })
+        })
+        .collect();
+    for p in probes {
+        assert_eq!(p.await.unwrap(), 200, "every probe still gets the answer");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = counter(
+        &get(&h.url("/metrics")).await.1,
+        "herald_readiness_checks_total",
+    );
+    // At most one check per second the flood lasted (and one more for the
+    // second it started in).
+    let allowed = seconds.ceil() + 1.0;
+    assert!(
+        after - before <= allowed,
+        "{} checks for 300 probes in {seconds:.2} s",
+        after - before
+    );
+    h.shutdown().await;
+}
