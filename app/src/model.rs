@@ -275,6 +275,15 @@ pub enum ServiceError {
         /// Seconds until the next send is allowed.
         retry_after_secs: u64,
     },
+    /// Too many open streams, of this user or on this instance (HTTP 429
+    /// with `Retry-After`).
+    #[error("{message}")]
+    TooManyStreams {
+        /// What is full.
+        message: String,
+        /// Seconds before trying again.
+        retry_after_secs: u64,
+    },
     /// The broker or the store cannot take the request right now (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
@@ -294,7 +303,9 @@ impl ServiceError {
             ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::UserNotFound | ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServiceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::RateLimited { .. } | ServiceError::TooManyStreams { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -304,7 +315,10 @@ impl ServiceError {
     /// for the errors that go away by themselves.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            ServiceError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ServiceError::RateLimited { retry_after_secs }
+            | ServiceError::TooManyStreams {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             // Sends recover by themselves once the broker is back.
             ServiceError::Unavailable(_) => Some(1),
             _ => None,

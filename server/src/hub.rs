@@ -48,6 +48,24 @@ impl InboxEvent {
     }
 }
 
+/// Most streams allowed (0: no limit).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamLimits {
+    /// Per user on this instance.
+    pub per_user: usize,
+    /// On this instance in all.
+    pub total: usize,
+}
+
+/// Which stream limit a new stream hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Full {
+    /// The user's.
+    User,
+    /// The instance's.
+    Instance,
+}
+
 /// Cheap to clone; all clones share the channels.
 #[derive(Clone, Debug, Default)]
 pub struct Hub {
@@ -55,13 +73,30 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Receive every event of `user_id`'s inbox from now on.
-    pub fn subscribe(&self, user_id: i64) -> broadcast::Receiver<InboxEvent> {
+    /// Receive every event of `user_id`'s inbox from now on, unless the
+    /// user already has `limits.per_user` streams here or this instance
+    /// `limits.total` (0: no limit). Counted and taken under one lock, so
+    /// concurrent opens cannot overshoot.
+    pub fn subscribe(
+        &self,
+        user_id: i64,
+        limits: StreamLimits,
+    ) -> Result<broadcast::Receiver<InboxEvent>, Full> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        channels
+        let mine = channels.get(&user_id).map_or(0, |tx| tx.receiver_count());
+        if limits.per_user > 0 && mine >= limits.per_user {
+            return Err(Full::User);
+        }
+        if limits.total > 0 {
+            let total: usize = channels.values().map(|tx| tx.receiver_count()).sum();
+            if total >= limits.total {
+                return Err(Full::Instance);
+            }
+        }
+        Ok(channels
             .entry(user_id)
             .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .subscribe()
+            .subscribe())
     }
 
     /// Whether `user_id` has an open stream (so work for events can be

@@ -82,7 +82,7 @@ use hub::Hub;
 use kafka::Producer;
 use kafka_bus::KafkaBus;
 pub use router::{api_routes, app, ApiDoc};
-use service::{RateLimit, Service};
+use service::{Limits, RateLimit, Service};
 use store::Store;
 use writer::Writer;
 
@@ -214,9 +214,15 @@ pub async fn start(
         producer.clone(),
         hub.clone(),
         auth,
-        RateLimit {
-            burst: cfg.rate_limit_burst,
-            per_second: cfg.rate_limit_per_sec,
+        Limits {
+            rate: RateLimit {
+                burst: cfg.rate_limit_burst,
+                per_second: cfg.rate_limit_per_sec,
+            },
+            streams: hub::StreamLimits {
+                per_user: cfg.max_streams_per_user,
+                total: cfg.max_streams,
+            },
         },
         early,
     );

@@ -22,7 +22,7 @@ use app::service::{NotificationService, Session};
 
 use crate::auth::Auth;
 use crate::delivery::Early;
-use crate::hub::Hub;
+use crate::hub::{Full, Hub, StreamLimits};
 use crate::kafka::Producer;
 use crate::store::Store;
 use crate::stream::{self, StreamEvent};
@@ -38,6 +38,15 @@ pub struct RateLimit {
     pub burst: u32,
     /// Sends per second after the burst (fractions allowed).
     pub per_second: f64,
+}
+
+/// What the service bounds: each sender's sends, and open streams.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Sends per sender.
+    pub rate: RateLimit,
+    /// Open event streams, per user and in all.
+    pub streams: StreamLimits,
 }
 
 /// Cheap-to-clone handle on everything a request needs.
@@ -61,7 +70,12 @@ struct Shared {
     /// [`READINESS_TTL`]); the lock also makes concurrent probes wait for
     /// one check instead of each making its own.
     readiness: tokio::sync::Mutex<Option<(Instant, Readiness)>>,
+    /// Most open streams per user and in all.
+    stream_limits: StreamLimits,
 }
+
+/// `Retry-After` of a stream refused for the limits.
+const STREAM_RETRY_SECS: u64 = 10;
 
 /// Whether the broker and the store can take work: each `Ok`, or why not.
 pub type Readiness = (Result<(), String>, Result<(), String>);
@@ -97,9 +111,13 @@ impl Service {
         producer: Producer,
         hub: Hub,
         auth: Auth,
-        rate: RateLimit,
+        limits: Limits,
         early: Option<Early>,
     ) -> Self {
+        let Limits {
+            rate,
+            streams: stream_limits,
+        } = limits;
         let users = users.into_iter().map(|u| (u.id, u)).collect();
         let store = writer.store().clone();
         // One send every `period`; at least one a day, at most a million a second.
@@ -125,6 +143,7 @@ impl Service {
                 limiter,
                 early,
                 readiness: tokio::sync::Mutex::new(None),
+                stream_limits,
             }),
         }
     }
@@ -241,7 +260,22 @@ impl Service {
         after: Option<&str>,
     ) -> Result<impl Stream<Item = StreamEvent> + Send + 'static, ServiceError> {
         self.check_owner(who, user_id)?;
-        stream::open(&self.shared.store, &self.shared.hub, user_id, after)
+        let rx = self
+            .shared
+            .hub
+            .subscribe(user_id, self.shared.stream_limits)
+            .map_err(|full| {
+                metrics::counter!("herald_sse_refused_total").increment(1);
+                let message = match full {
+                    Full::User => "this user has too many open streams; close one or retry later",
+                    Full::Instance => "this instance has too many open streams; retry later",
+                };
+                ServiceError::TooManyStreams {
+                    message: message.into(),
+                    retry_after_secs: STREAM_RETRY_SECS,
+                }
+            })?;
+        stream::open(&self.shared.store, rx, user_id, after)
             .await
             .map_err(store_error)
     }

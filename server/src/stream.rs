@@ -10,7 +10,7 @@ use tokio::sync::broadcast::{error::RecvError, error::TryRecvError, Receiver};
 
 use app::model::{Counts, StateEvent};
 
-use crate::hub::{Hub, InboxEvent};
+use crate::hub::InboxEvent;
 use crate::store::{Store, Stored};
 
 /// Rows read per page while replaying missed events to a stream.
@@ -32,19 +32,19 @@ pub enum StreamEvent {
 ///
 /// With `after` (a notification id, or `"0"` for the very beginning) the
 /// stream first replays every notification stored after it, then goes
-/// live, with no gap and no duplicate: it subscribes to the hub *before*
-/// reading the store and drops live notifications it already replayed
+/// live, with no gap and no duplicate: `rx`, the hub subscription, is taken
+/// *before* the store is read, and live notifications already replayed are
+/// dropped
 /// (each user's `seq` grows in commit order on both backends). An unknown
 /// `after` starts from now. A stream that lags behind the hub catches up
 /// from the store. Counts come first and whenever the stream would
 /// otherwise wait, so a burst of notifications costs one counts event.
 pub async fn open(
     store: &Store,
-    hub: &Hub,
+    rx: Receiver<InboxEvent>,
     user_id: i64,
     after: Option<&str>,
 ) -> Result<impl Stream<Item = StreamEvent> + Send + 'static, sqlx::Error> {
-    let rx = hub.subscribe(user_id);
     let store = store.clone();
     let id = after.filter(|a| *a != "0");
     let (found, newest, counts) = store.stream_start(user_id, id).await?;

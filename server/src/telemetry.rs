@@ -67,6 +67,11 @@ pub const COUNTERS: &[Series] = &[
         )),
     ),
     (
+        "herald_sse_refused_total",
+        "Event streams refused for the per-user or per-instance limit",
+        None,
+    ),
+    (
         "herald_readiness_checks_total",
         "Readiness checks of the broker and the store (probes within a second share one)",
         None,

@@ -11,9 +11,9 @@ use app::model::Principal;
 use futures::StreamExt;
 use herald::auth::Auth;
 use herald::bus::{self, EventBus, LocalBus, PostgresBus};
-use herald::hub::{Hub, CHANNEL_CAPACITY};
+use herald::hub::{Hub, StreamLimits, CHANNEL_CAPACITY};
 use herald::kafka::Producer;
-use herald::service::{RateLimit, Service};
+use herald::service::{Limits, RateLimit, Service};
 use herald::store::{Source, Store};
 use herald::stream::StreamEvent;
 use herald::writer::{Origin, Writer};
@@ -54,7 +54,10 @@ async fn lagging_stream(url: &str) {
         producer,
         hub.clone(),
         Auth::new(&cfg).unwrap(),
-        rate,
+        Limits {
+            rate,
+            streams: StreamLimits::default(),
+        },
         None,
     );
 
