@@ -19,6 +19,7 @@
 //! never announced for a write that rolled back, nor lost for one that
 //! committed, and costs no extra broker round trip).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -156,7 +157,7 @@ impl EventBus for LocalBus {
         // one per notification.
         for user in recipients.into_iter().filter(|u| self.0.is_watched(*u)) {
             match store.counts(user).await {
-                Ok(c) => self.0.publish(user, InboxEvent::Counts(c)),
+                Ok(c) => self.0.publish(user, InboxEvent::Counts(Arc::new(c))),
                 Err(e) => tracing::warn!(error = %e, user, "reading counts failed"),
             }
         }
@@ -321,7 +322,7 @@ async fn deliver_stored(user: i64, lo: i64, hi: i64, counts: Counts, store: &Sto
             for stored in rows {
                 hub.publish(user, InboxEvent::stored(stored));
             }
-            InboxEvent::Counts(counts)
+            InboxEvent::Counts(Arc::new(counts))
         }
         Ok(_) => InboxEvent::Resync,
         Err(e) => {

@@ -28,13 +28,18 @@ pub enum InboxEvent {
     Stored(Arc<Stored>),
     /// Existing notifications changed (read, archived, deleted).
     State(Arc<StateEvent>),
-    /// The inbox's counts after a batch of new notifications.
-    Counts(Counts),
+    /// The inbox's counts after a batch of new notifications (boxed like
+    /// the others: see the size check below).
+    Counts(Arc<Counts>),
     /// Events may have been missed (the cross-instance bus reconnected, or
     /// a change too large to announce): catch up from the store, as a
     /// stream that lagged does.
     Resync,
 }
+
+// Every user's channel holds CHANNEL_CAPACITY events whether or not they
+// are used, so an event stays two words: pointers to shared payloads.
+const _: () = assert!(std::mem::size_of::<InboxEvent>() <= 16);
 
 impl InboxEvent {
     /// A new notification.

@@ -122,7 +122,7 @@ impl Subscription {
                 Some(StreamEvent::State(st))
             }
             InboxEvent::Counts(c) => {
-                self.offer_counts(c);
+                self.offer_counts(*c);
                 None
             }
             // Handled in `next` (it reads the store).
