@@ -270,14 +270,27 @@ impl StallGuard {
 /// Consume until `shutdown`, then commit what was stored and leave the group.
 pub async fn run(consumer: GroupConsumer, targets: Targets, shutdown: CancellationToken) {
     tracing::info!(topic = %targets.topic, dlq = %targets.dlq, "consumer started");
-    let mut guard = StallGuard::new();
+    // Shared with the blocking pool, where the stall guard's metadata
+    // requests run (each may wait seconds for the broker).
+    let consumer = Arc::new(consumer);
+    let mut guard = Some(StallGuard::new());
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {
-                guard.check(&consumer, &targets.topic, &targets.group);
+                // Off the runtime: a blocking librdkafka call here held up
+                // every task on this worker (on a one-thread runtime, HTTP
+                // too) for as long as the broker took to answer.
+                if let Some(mut g) = guard.take() {
+                    let (c, topic, group) = (consumer.clone(), targets.topic.clone(), targets.group.clone());
+                    let checked = tokio::task::spawn_blocking(move || {
+                        g.check(&c, &topic, &group);
+                        g
+                    });
+                    guard = checked.await.ok().or_else(|| Some(StallGuard::new()));
+                }
                 continue;
             }
             m = consumer.recv() => m,

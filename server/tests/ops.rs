@@ -110,7 +110,9 @@ async fn every_series_is_described_and_shown_before_the_first_event() {
 
 /// Pages, the API and errors all carry the headers that keep browsers
 /// strict (no sniffing, no framing, no full referrer to other sites).
-#[tokio::test]
+/// (Two worker threads: on the test's single thread, a blocking librdkafka
+/// call of the consumer once held the page for the whole client timeout.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_carries_the_strict_browser_headers() {
     let dir = tempfile::tempdir().unwrap();
     let h = Herald::start(config(dir.path(), &shared_brokers())).await;
