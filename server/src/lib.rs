@@ -33,7 +33,8 @@
 //! - `telemetry`: Prometheus metrics (`/metrics`).
 //! - `service`: access rules, send (validated, rate-limited), inbox pages,
 //!   read state, subscribe — used by REST, SSE and the UI alike.
-//! - `rest`, `sse`: HTTP handlers.
+//! - `rest` (`extract`, `seed` for the Go tutorial's routes, `api`,
+//!   `session`, `ops`), `sse`: HTTP handlers.
 //! - `router`: [`app`] builds the router (REST routes registered from their
 //!   OpenAPI annotations, see [`api_routes`]) and serves the OpenAPI document.
 //! - this file: the map above, [`AppState`], and [`start`], which wires
