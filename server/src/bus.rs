@@ -225,14 +225,7 @@ pub async fn listen(url: String, store: Store, hub: Hub, shutdown: CancellationT
             };
             match received {
                 Ok(Some(n)) => match serde_json::from_str::<Announcement>(n.payload()) {
-                    Ok(a) => {
-                        if tx.try_send(a).is_err() {
-                            // Delivery is this far behind: drop the backlog's
-                            // tail and let every stream catch up from the store.
-                            metrics::counter!("herald_bus_overflows_total").increment(1);
-                            hub.resync_all();
-                        }
-                    }
+                    Ok(a) => enqueue(&tx, a, &hub),
                     Err(e) => {
                         metrics::counter!("herald_bus_bad_announcements_total").increment(1);
                         tracing::warn!(error = %e, "ignoring an announcement Herald cannot read");
@@ -259,10 +252,20 @@ pub async fn listen(url: String, store: Store, hub: Hub, shutdown: CancellationT
 
 /// Announcements received but not yet delivered, at most; past that the
 /// listener drops them and every stream catches up from the store.
-const QUEUE: usize = 10_000;
+pub(crate) const QUEUE: usize = 10_000;
 
 /// Most announcements delivered as one batch.
 const BATCH: usize = 1_000;
+
+/// Queue `a` for [`deliver_batches`] without waiting. When delivery is
+/// [`QUEUE`] behind, `a` is dropped and every stream catches up from the
+/// store instead.
+pub(crate) fn enqueue(tx: &mpsc::Sender<Announcement>, a: Announcement, hub: &Hub) {
+    if tx.try_send(a).is_err() {
+        metrics::counter!("herald_bus_overflows_total").increment(1);
+        hub.resync_all();
+    }
+}
 
 /// Deliver what `rx` brings, in batches of whatever is waiting.
 pub(crate) async fn deliver_batches(mut rx: mpsc::Receiver<Announcement>, store: Store, hub: Hub) {

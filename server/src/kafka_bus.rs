@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use app::model::{Change, StateEvent};
 
-use crate::bus::{deliver_batches, Announcement, EventBus};
+use crate::bus::{deliver_batches, enqueue, Announcement, EventBus, QUEUE};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::kafka::base_config;
@@ -44,9 +44,6 @@ use crate::store::{Store, Stored};
 /// How long the broker may hold a fetch of the events topic. Every change
 /// waits for it on brokers that answer only when it runs out (tansu).
 const FETCH_WAIT_MS: &str = "5";
-
-/// Announcements received but not yet delivered, at most.
-const QUEUE: usize = 10_000;
 
 /// Produces announcements to the events topic.
 pub struct KafkaBus {
@@ -186,10 +183,7 @@ pub async fn listen(consumer: StreamConsumer, store: Store, hub: Hub, shutdown: 
             metrics::counter!("herald_bus_bad_announcements_total").increment(1);
             continue;
         };
-        if tx.try_send(a).is_err() {
-            metrics::counter!("herald_bus_overflows_total").increment(1);
-            hub.resync_all();
-        }
+        enqueue(&tx, a, &hub);
     }
     delivering.abort();
 }

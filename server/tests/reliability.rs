@@ -233,12 +233,8 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
         "nul_byte",
         "unknown_sender",
     ] {
-        let series = format!("herald_dead_letters_total{{reason=\"{reason}\"}} ");
-        let value: f64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+        let series = format!("herald_dead_letters_total{{reason=\"{reason}\"}}");
+        let value = counter(&metrics, &series);
         assert!(value >= 1.0, "{series}{value}");
     }
     h.shutdown().await;
