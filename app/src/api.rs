@@ -4,10 +4,14 @@
 //! Leptos context (the server provides it), learns who is asking from the
 //! request's session cookie, and calls the service, which applies the same
 //! access rules as the REST API. No logic lives here.
+//!
+//! They fail with the service's own [`ServiceError`], sent as JSON; the
+//! server gives the answer the REST API's status for it (see the server's
+//! `router`), and the UI shows its words.
 
 use leptos::prelude::*;
 
-use crate::model::{Category, Counts, InboxView, ListFilter, Me, Notification, User};
+use crate::model::{Category, Counts, InboxView, ListFilter, Me, Notification, ServiceError, User};
 
 #[cfg(feature = "ssr")]
 mod ctx {
@@ -16,10 +20,9 @@ mod ctx {
     use crate::model::{Principal, ServiceError};
     use crate::service::SharedService;
 
-    /// The service from context.
-    pub fn service() -> Result<SharedService, ServerFnError> {
-        use_context::<SharedService>()
-            .ok_or_else(|| ServerFnError::new("the notification service is not in context"))
+    /// The service from context (a server set up without it is a bug).
+    pub fn service() -> Result<SharedService, ServiceError> {
+        use_context::<SharedService>().ok_or(ServiceError::Internal)
     }
 
     /// The request's headers (leptos_axum puts the request parts in context).
@@ -30,26 +33,13 @@ mod ctx {
     }
 
     /// The service and the signed-in user, or the service's 401 wording.
-    pub fn caller() -> Result<(SharedService, Principal, i64), ServerFnError> {
+    pub fn caller() -> Result<(SharedService, Principal, i64), ServiceError> {
         let service = service()?;
-        let who = service.authenticate(&headers()).map_err(fail)?;
+        let who = service.authenticate(&headers())?;
         let Principal::User(id) = who else {
-            return Err(fail(ServiceError::Unauthorized("sign in first".into())));
+            return Err(ServiceError::Unauthorized("sign in first".into()));
         };
         Ok((service, who, id))
-    }
-
-    /// A service error as the UI shows it, with the HTTP status the REST
-    /// API would give (server functions answer 500 for every error
-    /// otherwise).
-    pub fn fail(e: ServiceError) -> ServerFnError {
-        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-            res.set_status(e.status());
-            if let Some(secs) = e.retry_after_secs() {
-                res.insert_header(http::header::RETRY_AFTER, secs.into());
-            }
-        }
-        ServerFnError::new(e.to_string())
     }
 
     /// Add a `Set-Cookie` header to the server function's response.
@@ -65,33 +55,33 @@ mod ctx {
 
 /// All users, for the sign-in picker and the recipient list.
 #[server]
-pub async fn get_users() -> Result<Vec<User>, ServerFnError> {
+pub async fn get_users() -> Result<Vec<User>, ServiceError> {
     Ok(ctx::service()?.users())
 }
 
 /// The signed-in user with their counts, or `None`.
 #[server]
-pub async fn whoami() -> Result<Option<Me>, ServerFnError> {
+pub async fn whoami() -> Result<Option<Me>, ServiceError> {
     let service = ctx::service()?;
     let Some(user) = service.current_user(&ctx::headers()) else {
         return Ok(None);
     };
     let who = crate::model::Principal::User(user.id);
-    let counts = service.counts(who, user.id).await.map_err(ctx::fail)?;
+    let counts = service.counts(who, user.id).await?;
     Ok(Some(Me { user, counts }))
 }
 
 /// Demo sign-in: sets the session cookie.
 #[server]
-pub async fn sign_in(user: i64) -> Result<User, ServerFnError> {
-    let session = ctx::service()?.sign_in(user).map_err(ctx::fail)?;
+pub async fn sign_in(user: i64) -> Result<User, ServiceError> {
+    let session = ctx::service()?.sign_in(user)?;
     ctx::set_cookie(&session.set_cookie);
     Ok(session.user)
 }
 
 /// Sign out: removes the session cookie.
 #[server]
-pub async fn sign_out() -> Result<(), ServerFnError> {
+pub async fn sign_out() -> Result<(), ServiceError> {
     ctx::set_cookie(&ctx::service()?.sign_out_cookie());
     Ok(())
 }
@@ -101,7 +91,7 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
 pub async fn get_inbox(
     filter: ListFilter,
     before: Option<String>,
-) -> Result<InboxView, ServerFnError> {
+) -> Result<InboxView, ServiceError> {
     let (service, who, me) = ctx::caller()?;
     service
         .inbox(
@@ -112,7 +102,6 @@ pub async fn get_inbox(
             crate::model::DEFAULT_PAGE,
         )
         .await
-        .map_err(ctx::fail)
 }
 
 /// Send `message` from the signed-in user to `to`; resolves once Kafka
@@ -123,7 +112,7 @@ pub async fn send_notification(
     message: String,
     category: Category,
     priority: u8,
-) -> Result<Notification, ServerFnError> {
+) -> Result<Notification, ServiceError> {
     let (service, who, _) = ctx::caller()?;
     let n = crate::model::NewNotification {
         from: None,
@@ -132,7 +121,7 @@ pub async fn send_notification(
         category: Some(category),
         priority: Some(priority),
     };
-    service.send(who, n).await.map_err(ctx::fail)
+    service.send(who, n).await
 }
 
 /// Mark one notification read or unread, archive or unarchive it.
@@ -141,24 +130,21 @@ pub async fn set_state(
     id: String,
     read: Option<bool>,
     archived: Option<bool>,
-) -> Result<Notification, ServerFnError> {
+) -> Result<Notification, ServiceError> {
     let (service, who, _) = ctx::caller()?;
-    service
-        .update(who, &id, read, archived)
-        .await
-        .map_err(ctx::fail)
+    service.update(who, &id, read, archived).await
 }
 
 /// Mark all of the signed-in user's notifications read.
 #[server]
-pub async fn mark_all_read() -> Result<Counts, ServerFnError> {
+pub async fn mark_all_read() -> Result<Counts, ServiceError> {
     let (service, who, me) = ctx::caller()?;
-    service.read_all(who, me).await.map_err(ctx::fail)
+    service.read_all(who, me).await
 }
 
 /// Delete one notification.
 #[server]
-pub async fn delete_notification(id: String) -> Result<(), ServerFnError> {
+pub async fn delete_notification(id: String) -> Result<(), ServiceError> {
     let (service, who, _) = ctx::caller()?;
-    service.delete(who, &id).await.map_err(ctx::fail)
+    service.delete(who, &id).await
 }

@@ -4,6 +4,8 @@
 //! server-only.
 
 use chrono::{DateTime, Utc};
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
 /// A person who can send and receive notifications.
@@ -251,7 +253,7 @@ pub const MAX_MESSAGE_CHARS: usize = 2_000;
 /// Why a service call failed, in words a client can act on.
 ///
 /// The REST layer maps each variant to an HTTP status; server functions
-/// send its text with the same status (see `api::ctx::fail`).
+/// fail with it too (encoded as JSON), under the same status.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ServiceError {
     /// The request is malformed (HTTP 400).
@@ -290,6 +292,29 @@ pub enum ServiceError {
     /// A bug or an unexpected failure (HTTP 500); details are only logged.
     #[error("internal error")]
     Internal,
+}
+
+/// Server functions fail with a [`ServiceError`]. What goes wrong around
+/// the call (arguments that do not decode, no network) becomes one too:
+/// the client's mistakes are [`ServiceError::Invalid`], an unreachable
+/// server is [`ServiceError::Unavailable`], the rest is a bug.
+impl FromServerFnError for ServiceError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(e: ServerFnErrorErr) -> Self {
+        match e {
+            ServerFnErrorErr::Args(_)
+            | ServerFnErrorErr::MissingArg(_)
+            | ServerFnErrorErr::Deserialization(_)
+            | ServerFnErrorErr::Serialization(_) => ServiceError::Invalid(e.to_string()),
+            ServerFnErrorErr::Request(_) => ServiceError::Unavailable(e.to_string()),
+            ServerFnErrorErr::Registration(_)
+            | ServerFnErrorErr::UnsupportedRequestMethod(_)
+            | ServerFnErrorErr::ServerError(_)
+            | ServerFnErrorErr::MiddlewareError(_)
+            | ServerFnErrorErr::Response(_) => ServiceError::Internal,
+        }
+    }
 }
 
 #[cfg(feature = "ssr")]

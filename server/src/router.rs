@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use app::model::ServiceError;
 use app::service::SharedService;
 use app::ui::{shell, App};
 
@@ -42,7 +43,7 @@ pub fn app(state: AppState) -> Router {
             },
         )
         .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
-        .layer(axum::middleware::map_response(server_fn_client_errors));
+        .layer(axum::middleware::map_response(server_fn_status));
     let doc = Arc::new(doc);
     api.route(
         "/api/openapi.json",
@@ -77,13 +78,13 @@ fn strict(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<Heade
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
-/// Server functions answer 500 when they cannot even decode their
-/// arguments; that is the client's mistake, so make it a 400. (Errors from
-/// the service already carry the REST API's status, see `app::api`.)
-async fn server_fn_client_errors(res: axum::response::Response) -> axum::response::Response {
+/// Server functions answer every error with 500 and the error in their
+/// encoding: a JSON [`ServiceError`]. Give the answer the status (and
+/// `Retry-After`) the REST API gives the same error, so a client's mistake
+/// is a 4xx here too.
+async fn server_fn_status(res: axum::response::Response) -> axum::response::Response {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    const CLIENT_MISTAKES: [&[u8]; 3] = [b"Args|", b"Deserialization|", b"MissingArg|"];
     if res.status() != StatusCode::INTERNAL_SERVER_ERROR
         || !res
             .headers()
@@ -92,12 +93,15 @@ async fn server_fn_client_errors(res: axum::response::Response) -> axum::respons
         return res;
     }
     let (mut parts, body) = res.into_parts();
-    // Error bodies are a short line of text.
+    // Error bodies are one short JSON value.
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    if CLIENT_MISTAKES.iter().any(|p| bytes.starts_with(p)) {
-        parts.status = StatusCode::BAD_REQUEST;
+    if let Ok(e) = serde_json::from_slice::<ServiceError>(&bytes) {
+        parts.status = e.status();
+        if let Some(secs) = e.retry_after_secs() {
+            parts.headers.insert(header::RETRY_AFTER, secs.into());
+        }
     }
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }

@@ -405,11 +405,35 @@ async fn bad_input_gets_a_json_4xx_that_says_what_to_fix_and_changes_nothing() {
         }
         r.send()
     };
-    assert_eq!(
-        fn_call(Some(&emma), "  ").await.unwrap().status().as_u16(),
-        400
+    // The error itself is typed: the UI decodes the service's own error.
+    let typed = |res: reqwest::Response| async move {
+        let status = res.status().as_u16();
+        let e: app::model::ServiceError = res.json().await.expect("a ServiceError");
+        (status, e)
+    };
+    let (status, e) = typed(fn_call(Some(&emma), "  ").await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(
+        matches!(&e, app::model::ServiceError::Invalid(m) if m.contains("message")),
+        "{e:?}"
     );
-    assert_eq!(fn_call(None, "hi").await.unwrap().status().as_u16(), 401);
+    let (status, e) = typed(fn_call(None, "hi").await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert!(
+        matches!(e, app::model::ServiceError::Unauthorized(_)),
+        "{e:?}"
+    );
+    // Arguments the server function cannot decode are the client's mistake.
+    let res = client()
+        .post(h.url(path))
+        .header("cookie", format!("herald_session={emma}"))
+        .form(&[("to", "2"), ("message", "hi"), ("priority", "loud")])
+        .send()
+        .await
+        .unwrap();
+    let (status, e) = typed(res).await;
+    assert_eq!(status, 400);
+    assert!(matches!(e, app::model::ServiceError::Invalid(_)), "{e:?}");
     // Newlines and tabs are fine; CRLF from a browser form is stored as LF.
     let (status, sent) = call(post(json!({"to": 2, "message": "line 1\r\nline 2\tend"}))).await;
     assert_eq!(status, 202);

@@ -2,7 +2,6 @@
 
 use leptos::prelude::*;
 
-use super::server_error_text;
 use crate::api::SendNotification;
 use crate::model::{Category, User, DEFAULT_PRIORITY, MAX_MESSAGE_CHARS, PRIORITY_RANGE};
 
@@ -83,7 +82,7 @@ pub(super) fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
             >
                 {move || match result.get() {
                     Some(Ok(n)) => format!("Sent to {}.", n.to.name),
-                    Some(Err(e)) => format!("Not sent: {}", server_error_text(&e)),
+                    Some(Err(e)) => format!("Not sent: {e}"),
                     None => String::new(),
                 }}
             </p>

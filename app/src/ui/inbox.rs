@@ -9,7 +9,8 @@ use super::list_state::{apply_change, offer_counts, Conn};
 use super::ErrorList;
 use crate::api::{delete_notification, get_inbox, mark_all_read, set_state};
 use crate::model::{
-    relative_time, Category, Change, Counts, InboxView, ListFilter, Notification, DEFAULT_PRIORITY,
+    relative_time, Category, Change, Counts, InboxView, ListFilter, Notification, ServiceError,
+    DEFAULT_PRIORITY,
 };
 
 /// The signed-in user's notifications with filters, actions and live
@@ -19,7 +20,7 @@ pub(super) fn Inbox(
     me: i64,
     counts: RwSignal<Counts>,
     filter: Memo<ListFilter>,
-    inbox: Resource<Result<Option<InboxView>, ServerFnError>>,
+    inbox: Resource<Result<Option<InboxView>, ServiceError>>,
 ) -> impl IntoView {
     let conn = RwSignal::new(Conn::Connecting);
     let now = RwSignal::new(Utc::now());
@@ -134,7 +135,7 @@ pub(super) fn Inbox(
                     {move || Suspend::new(async move {
                         let view = inbox.await?.unwrap_or_default();
                         let filter = filter.get_untracked();
-                        Ok::<_, ServerFnError>(view! { <List me view filter counts conn now/> })
+                        Ok::<_, ServiceError>(view! { <List me view filter counts conn now/> })
                     })}
                 </ErrorBoundary>
             </Suspense>

@@ -32,6 +32,7 @@ use leptos_router::{
 };
 
 use crate::api::{get_inbox, get_users, whoami};
+use crate::model::ServiceError;
 use filter::filter_from_query;
 use sign_in::SignInPage;
 use signed_in::SignedIn;
@@ -117,7 +118,7 @@ fn HomePage() -> impl IntoView {
                             }
                             None => view! { <SignInPage users/> }.into_any(),
                         };
-                        Ok::<_, ServerFnError>(view)
+                        Ok::<_, ServiceError>(view)
                     })}
                 </ErrorBoundary>
             </Suspense>
@@ -130,14 +131,6 @@ pub(super) fn reload() {
     #[cfg(feature = "hydrate")]
     {
         let _ = window().location().reload();
-    }
-}
-
-/// The text of a server function's error, as the UI shows it.
-pub(super) fn server_error_text(e: &ServerFnError) -> String {
-    match e {
-        ServerFnError::ServerError(msg) => msg.clone(),
-        other => other.to_string(),
     }
 }
 

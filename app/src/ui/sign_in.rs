@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::{reload, server_error_text};
+use super::reload;
 use crate::api::SignIn;
 use crate::model::User;
 
@@ -43,7 +43,7 @@ pub(super) fn SignInPage(users: Vec<User>) -> impl IntoView {
                 </div>
                 <p class="status error" role="status">
                     {move || match result.get() {
-                        Some(Err(e)) => format!("Not signed in: {}", server_error_text(&e)),
+                        Some(Err(e)) => format!("Not signed in: {e}"),
                         _ => String::new(),
                     }}
                 </p>

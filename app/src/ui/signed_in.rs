@@ -7,7 +7,7 @@ use super::composer::Composer;
 use super::inbox::Inbox;
 use super::reload;
 use crate::api::SignOut;
-use crate::model::{Counts, InboxView, ListFilter, User};
+use crate::model::{Counts, InboxView, ListFilter, ServiceError, User};
 
 /// The signed-in screen.
 #[component]
@@ -16,7 +16,7 @@ pub(super) fn SignedIn(
     counts: Counts,
     users: Vec<User>,
     filter: Memo<ListFilter>,
-    inbox: Resource<Result<Option<InboxView>, ServerFnError>>,
+    inbox: Resource<Result<Option<InboxView>, ServiceError>>,
 ) -> impl IntoView {
     // Rendered on the server with the page; the stream keeps it current.
     let counts = RwSignal::new(counts);
