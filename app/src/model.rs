@@ -91,6 +91,32 @@ pub struct Notification {
     pub archived: bool,
 }
 
+#[cfg(any(test, feature = "test-support"))]
+impl Notification {
+    /// The example every crate's tests start from: Bruno to Emma, unread,
+    /// `info` at the default priority, sent now. A test changes what it is
+    /// about with struct update syntax (`..Notification::example(…)`).
+    pub fn example(id: &str, message: &str) -> Self {
+        Notification {
+            id: id.to_owned(),
+            from: User {
+                id: 2,
+                name: "Bruno".into(),
+            },
+            to: User {
+                id: 1,
+                name: "Emma".into(),
+            },
+            message: message.to_owned(),
+            created_at: Utc::now(),
+            category: Category::default(),
+            priority: DEFAULT_PRIORITY,
+            read: false,
+            archived: false,
+        }
+    }
+}
+
 /// Unread and total notifications of an inbox (archived and deleted ones
 /// are not counted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,23 +409,12 @@ mod tests {
     #[test]
     fn notification_json_has_the_seed_fields() {
         let n = Notification {
-            id: "x".into(),
-            from: User {
-                id: 2,
-                name: "Bruno".into(),
-            },
-            to: User {
-                id: 1,
-                name: "Emma".into(),
-            },
-            message: "hi".into(),
             created_at: DateTime::parse_from_rfc3339("2026-11-27T08:00:00Z")
                 .unwrap()
                 .into(),
             category: Category::Mention,
             priority: 4,
-            read: false,
-            archived: false,
+            ..Notification::example("x", "hi")
         };
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["from"], serde_json::json!({"id":2,"name":"Bruno"}));

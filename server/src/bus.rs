@@ -1,14 +1,14 @@
-//! The event bus: how a committed inbox change reaches the SSE streams of
+//! The event bus: how a written inbox change reaches the SSE streams of
 //! every instance.
 //!
 //! Two implementations of [`EventBus`], chosen by the store:
 //! - [`LocalBus`] (SQLite, one instance): the writer hands events straight
 //!   to this process's [`Hub`], holding the store's write turn, so streams
-//!   see them in commit order.
+//!   see them in write order.
 //! - [`PostgresBus`] (PostgreSQL, any number of instances): the store sends
 //!   an [`Announcement`] with `NOTIFY herald_inbox` inside the writing
 //!   transaction. PostgreSQL delivers it to every listening instance only
-//!   once the transaction committed, and in commit order. Each instance's
+//!   once the transaction is durable, and in write order. Each instance's
 //!   [`listen`] task turns announcements for users watched on it into hub
 //!   events, reading what they name from the store (which already holds
 //!   it). Announcements stay small (NOTIFY payloads are limited to 8000
@@ -17,7 +17,7 @@
 //! Why `LISTEN/NOTIFY` and not a Kafka topic of stored events: see
 //! `docs/scale-out.md` (it is in the writing transaction, so an event is
 //! never announced for a write that rolled back, nor lost for one that
-//! committed, and costs no extra broker round trip).
+//! was kept, and costs no extra broker round trip).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +43,7 @@ const MAX_PAYLOAD: usize = 4_000;
 /// `consumer::BATCH_MAX`); beyond it, streams catch up by themselves.
 const MAX_ROWS: i64 = 10_000;
 
-/// A committed change of one user's inbox, as sent between instances.
+/// A written change of one user's inbox, as sent between instances.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "k")]
 pub enum Announcement {
@@ -131,17 +131,17 @@ impl Announcement {
     }
 }
 
-/// Where the writer hands what it committed.
+/// Where the writer hands what it wrote.
 #[async_trait::async_trait]
 pub trait EventBus: Send + Sync + 'static {
-    /// New notifications were committed (each recipient's in `seq` order).
+    /// New notifications were written (each recipient's in `seq` order).
     async fn stored(&self, store: &Store, news: Vec<Stored>);
 
     /// Read state, archive state or deletion of `user`'s inbox changed.
     fn changed(&self, user: i64, event: StateEvent);
 }
 
-/// In-process events (SQLite): published to this instance's hub at commit.
+/// In-process events (SQLite): published to this instance's hub once written.
 pub struct LocalBus(pub Hub);
 
 #[async_trait::async_trait]
@@ -170,7 +170,7 @@ impl EventBus for LocalBus {
 
 /// Events through PostgreSQL: the store already announced the change inside
 /// its transaction, and [`listen`] (on every instance, this one included)
-/// publishes it. Nothing is left to do at commit.
+/// publishes it. Nothing is left to do after the write.
 pub struct PostgresBus;
 
 #[async_trait::async_trait]
@@ -276,10 +276,10 @@ pub(crate) async fn deliver_batches(mut rx: mpsc::Receiver<Announcement>, store:
     }
 }
 
-/// Turn a batch of announcements (in commit order) into hub events for this
+/// Turn a batch of announcements (in write order) into hub events for this
 /// instance's streams. Each user's announcements keep their order; runs of
 /// `Stored` for one user become one store read: for one user a larger `seq`
-/// commits later (see the PostgreSQL schema), so the rows between the first
+/// becomes visible later (see the PostgreSQL schema), so the rows between the first
 /// run's `lo` and the last one's `hi` are exactly the ones announced.
 async fn deliver(batch: Vec<Announcement>, store: &Store, hub: &Hub) {
     let mut by_user: Vec<(i64, Vec<Announcement>)> = Vec::new();

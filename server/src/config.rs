@@ -75,7 +75,7 @@ pub struct Config {
     pub early_delivery: bool,
 
     /// How instances sharing a PostgreSQL store tell each other about
-    /// committed changes: `postgres` (LISTEN/NOTIFY inside the writing
+    /// written changes: `postgres` (LISTEN/NOTIFY inside the writing
     /// transaction; the default, see docs/scale-out.md) or `kafka` (a topic
     /// `<topic>.events` every instance reads; for deployments whose
     /// connection pooler cannot pass LISTEN through). With SQLite events

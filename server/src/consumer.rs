@@ -10,7 +10,7 @@
 //! [`BATCH_MAX`]) is written in one transaction, one fsync for many
 //! notifications, without weakening the rule above.
 //!
-//! Records that early delivery already stored and committed (see
+//! Records that early delivery already wrote durably (see
 //! `delivery`) are not written again: the [`Ledger`] says so, and only their
 //! offsets are stored.
 

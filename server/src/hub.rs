@@ -4,7 +4,7 @@
 //! Publishing never waits: a stream that falls more than the channel
 //! capacity behind gets `Lagged` and catches up from the store, so a slow
 //! client can neither block the consumer nor silently lose notifications.
-//! Events arrive in commit order: from the writer holding the store's write
+//! Events arrive in write order: from the writer holding the store's write
 //! turn (SQLite), or from the PostgreSQL listener (see `bus`).
 
 use std::collections::HashMap;

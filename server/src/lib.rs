@@ -22,7 +22,7 @@
 //! - `kafka`: client settings, topic creation, the producer, the record format.
 //! - `consumer`: the consumer group loop (Kafka → writer).
 //! - `delivery`: early delivery and the ledger it shares with the consumer.
-//! - `writer`: the one owner of "write, then publish in commit order",
+//! - `writer`: the one owner of "write, then publish in write order",
 //!   used by the consumer, early delivery and every inbox state change.
 //! - `store`: SQLite or PostgreSQL through sqlx (one set of queries),
 //!   migrations in `migrations/{sqlite,postgres}`.

@@ -4,15 +4,15 @@
 //! `migrations/postgres`), so the two behave the same by construction.
 //!
 //! Writes are idempotent on the notification id, so the consumer may see a
-//! record twice (crash before commit, rebalance, or early delivery on
+//! record twice (crash before its offset commit, rebalance, or early delivery on
 //! another instance) without storing it twice. Unread and total counts per
 //! user are kept by triggers, in the same transaction as the change.
 //!
 //! On PostgreSQL every write also announces itself to all instances
 //! (`NOTIFY herald_inbox`, see `bus`) inside its transaction (new rows from
 //! the insert trigger, state changes from here), so an
-//! announcement is delivered only once the change is committed, in commit
-//! order; and a recipient's `seq` numbers commit in increasing order (see
+//! announcement is delivered only once the change is durable, in write
+//! order; and a recipient's `seq` numbers become visible in increasing order (see
 //! the migration), so a stream resuming after `seq` N misses nothing.
 
 use std::collections::HashMap;
@@ -80,7 +80,7 @@ pub struct Source {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stored {
     /// Arrival order within the recipient's inbox; larger is newer and
-    /// committed later. SSE resume is based on it.
+    /// became visible later. SSE resume is based on it.
     pub seq: i64,
     /// The notification itself.
     pub notification: Notification,
@@ -92,7 +92,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     /// Held from a write until its events are published in process, so
-    /// streams see changes in commit order. Only taken with SQLite (one
+    /// streams see changes in write order. Only taken with SQLite (one
     /// writer at a time anyway); PostgreSQL orders announcements itself.
     writer: Arc<Mutex<()>>,
 }
@@ -767,7 +767,7 @@ async fn counts_on(conn: &mut AnyConnection, user_id: i64) -> Result<Counts, sql
 }
 
 /// Hand `news` to every instance's listener, delivered when (and only if)
-/// the surrounding transaction commits.
+/// the surrounding transaction succeeds.
 async fn announce(conn: &mut AnyConnection, news: &Announcement) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT herald_announce($1)")
         .bind(news.to_payload())
@@ -845,22 +845,12 @@ mod tests {
     }
 
     fn n(id: &str, to: i64) -> Notification {
+        let base = Notification::example(id, &format!("message {id}"));
         Notification {
-            id: id.into(),
-            from: User {
-                id: 2,
-                name: "Bruno".into(),
-            },
-            to: User {
-                id: to,
-                name: "Emma".into(),
-            },
-            message: format!("message {id}"),
-            created_at: Utc::now(),
+            to: User { id: to, ..base.to },
             category: Category::Alert,
             priority: 5,
-            read: false,
-            archived: false,
+            ..base
         }
     }
 
@@ -1156,14 +1146,14 @@ mod tests {
     }
 
     /// PostgreSQL only: SQLite has one writer at a time, so its `seq`
-    /// cannot commit out of order.
+    /// cannot become visible out of order.
     ///
     /// Four writers insert batches for two users at once while a reader
     /// follows user 1 the way a stream does (`after` its last `seq`). Had a
-    /// smaller `seq` committed after a larger one, the reader would have
+    /// smaller `seq` become visible after a larger one, the reader would have
     /// moved past it and never seen it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_writers_commit_each_users_seqs_in_order() {
+    async fn concurrent_writers_make_each_users_seqs_visible_in_order() {
         let url = crate::test_support::postgres_database().await;
         let store = Store::open(&url).await.unwrap();
         let writers: Vec<_> = (0..4)

@@ -35,7 +35,7 @@ pub enum StreamEvent {
 /// live, with no gap and no duplicate: `rx`, the hub subscription, is taken
 /// *before* the store is read, and live notifications already replayed are
 /// dropped
-/// (each user's `seq` grows in commit order on both backends). An unknown
+/// (each user's `seq` grows in write order on both backends). An unknown
 /// `after` starts from now. A stream that lags behind the hub catches up
 /// from the store. Counts come first and whenever the stream would
 /// otherwise wait, so a burst of notifications costs one counts event.

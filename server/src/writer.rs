@@ -1,7 +1,7 @@
-//! The one owner of "write, then publish in commit order": new
+//! The one owner of "write, then publish in write order": new
 //! notifications (from the consumer group and early delivery) and every
 //! inbox state change go through [`Writer`], which writes to the store and
-//! hands what committed to the event bus.
+//! hands what it wrote to the event bus.
 //!
 //! With SQLite it holds the store's write turn from the write until the
 //! events are published, so a read-state change cannot overtake new

@@ -15,7 +15,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 
 fn notification(message: &str) -> Notification {
-    common::notification(&uuid::Uuid::now_v7().to_string(), message)
+    app::model::Notification::example(&uuid::Uuid::now_v7().to_string(), message)
 }
 
 fn records_on(bootstrap: &str, topic: &str) -> usize {

@@ -69,7 +69,7 @@ async fn lagging_stream(url: &str) {
     // exactly as the consumer does.
     let total = CHANNEL_CAPACITY * 3;
     for i in 0..total {
-        let n = common::notification(&format!("lag-{i}"), &format!("lag {i}"));
+        let n = app::model::Notification::example(&format!("lag-{i}"), &format!("lag {i}"));
         let source = Source {
             partition: 0,
             offset: i as i64,

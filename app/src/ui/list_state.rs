@@ -79,28 +79,14 @@ pub fn add_new(items: &mut Vec<Notification>, filter: &ListFilter, n: Notificati
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
 
     use super::*;
-    use crate::model::{Category, User};
+    use crate::model::Category;
 
     fn n(id: &str, read: bool) -> Notification {
         Notification {
-            id: id.into(),
-            from: User {
-                id: 2,
-                name: "Bruno".into(),
-            },
-            to: User {
-                id: 1,
-                name: "Emma".into(),
-            },
-            message: id.into(),
-            created_at: Utc::now(),
-            category: Category::Info,
-            priority: 3,
             read,
-            archived: false,
+            ..Notification::example(id, id)
         }
     }
 

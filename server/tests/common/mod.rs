@@ -503,28 +503,6 @@ pub async fn post_json(url: &str, body: serde_json::Value) -> (u16, serde_json::
     (status, res.json().await.expect("JSON answer"))
 }
 
-/// A notification from Bruno to Emma, as the consumer would store it.
-pub fn notification(id: &str, message: &str) -> app::model::Notification {
-    use app::model::{Notification, User};
-    Notification {
-        id: id.to_owned(),
-        from: User {
-            id: 2,
-            name: "Bruno".into(),
-        },
-        to: User {
-            id: 1,
-            name: "Emma".into(),
-        },
-        message: message.to_owned(),
-        created_at: chrono::Utc::now(),
-        category: Default::default(),
-        priority: app::model::DEFAULT_PRIORITY,
-        read: false,
-        archived: false,
-    }
-}
-
 /// Every stored row of a Herald store (SQLite file, read-only, or
 /// PostgreSQL database), for checks the API does not offer (duplicates).
 pub async fn stored_rows(cfg: &Config) -> Vec<(String, String)> {
