@@ -276,6 +276,22 @@ impl Principal {
 /// Longest message accepted, in Unicode scalar values after trimming.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
+/// Longest notification id a record may carry.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Whether `id` may name a notification: 1 to [`MAX_ID_CHARS`] ASCII
+/// letters, digits and `.`, `_`, `-`, `:`. That admits the UUIDs Herald
+/// makes, the `topic-partition-offset` ids it gives foreign records (Kafka
+/// topic names use the same characters) and the usual keys of other
+/// producers, and keeps out what could break a stream, a header or a log
+/// line (CR, LF, NUL, spaces, quotes).
+pub fn is_acceptable_id(id: &str) -> bool {
+    (1..=MAX_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
 /// Why a service call failed, in words a client can act on.
 ///
 /// The REST layer maps each variant to an HTTP status; server functions

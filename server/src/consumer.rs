@@ -31,12 +31,13 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use app::model::{Notification, User, MAX_MESSAGE_CHARS};
+use app::model::{is_acceptable_id, Notification, User};
 
 use crate::config::Config;
 use crate::delivery::Ledger;
 use crate::kafka::{base_config, DeadLetter, Producer, Record};
-use crate::store::{storable, Source};
+use crate::service::check_message;
+use crate::store::Source;
 use crate::writer::{Origin, Writer};
 
 /// Bound on committing and leaving the group at shutdown.
@@ -436,14 +437,18 @@ fn decode(msg: &BorrowedMessage<'_>, targets: &Targets) -> Result<Notification, 
     // says it is from user 4 "IT Security" shows Lena.
     record.to = to.clone();
     record.from = from.clone();
-    let texts = [record.id.as_deref().unwrap_or_default(), &record.message];
-    if !texts.iter().all(|t| storable(t)) {
-        return Err(reject("nul_byte", "a text field holds a NUL character"));
+    if let Some(id) = record.id.as_deref().filter(|id| !is_acceptable_id(id)) {
+        // Shown escaped and cut short: it may hold CR, LF or a megabyte.
+        let shown: String = id.chars().take(80).collect();
+        return Err(reject(
+            "invalid_id",
+            format!(
+                "unacceptable notification id {shown:?} ({} bytes)",
+                id.len()
+            ),
+        ));
     }
-    let chars = record.message.chars().count();
-    if chars > MAX_MESSAGE_CHARS {
-        return Err(reject("oversize", format!("message of {chars} characters")));
-    }
+    record.message = check_message(&record.message).map_err(|e| reject(e.kind(), e.to_string()))?;
     let timestamp = msg
         .timestamp()
         .to_millis()

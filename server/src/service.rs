@@ -380,7 +380,7 @@ impl NotificationService for Service {
         };
         let from = self.user(from)?;
         let to = self.user(to)?;
-        let message = validate_message(&message)?;
+        let message = check_message(&message).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if !PRIORITY_RANGE.contains(&priority) {
             return Err(ServiceError::Invalid(format!(
                 "invalid priority {priority}: expected 1 (min) to 5 (max)"
@@ -518,28 +518,57 @@ impl NotificationService for Service {
 
 /// The message as stored: CRLF made LF (browsers send textarea newlines as
 /// CRLF), then checked: 1–2,000 characters after trimming, no control
-/// characters but newline and tab.
-fn validate_message(message: &str) -> Result<String, ServiceError> {
+/// characters but newline and tab. Sends through the API and records from
+/// the topic pass the same check.
+pub fn check_message(message: &str) -> Result<String, BadMessage> {
     let message = message.replace("\r\n", "\n");
     if let Some(c) = message
         .chars()
         .find(|c| c.is_control() && *c != '\n' && *c != '\t')
     {
-        return Err(ServiceError::Invalid(format!(
-            "message contains the control character U+{:04X}; only newline and tab are allowed",
-            c as u32
-        )));
+        return Err(if c == '\0' {
+            BadMessage::Nul
+        } else {
+            BadMessage::Control(c)
+        });
     }
     let chars = message.trim().chars().count();
     if chars == 0 {
-        return Err(ServiceError::Invalid("message must not be empty".into()));
+        return Err(BadMessage::Empty);
     }
     if chars > MAX_MESSAGE_CHARS {
-        return Err(ServiceError::Invalid(format!(
-            "message is {chars} characters long; the limit is {MAX_MESSAGE_CHARS}"
-        )));
+        return Err(BadMessage::TooLong(chars));
     }
     Ok(message)
+}
+
+/// Why [`check_message`] refused a message.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadMessage {
+    /// NUL, which PostgreSQL cannot store in text.
+    #[error("message contains a NUL character")]
+    Nul,
+    /// Another control character than newline and tab.
+    #[error("message contains the control character U+{:04X}; only newline and tab are allowed", u32::from(*.0))]
+    Control(char),
+    /// Nothing but white space.
+    #[error("message must not be empty")]
+    Empty,
+    /// Over [`MAX_MESSAGE_CHARS`] characters.
+    #[error("message is {0} characters long; the limit is {MAX_MESSAGE_CHARS}")]
+    TooLong(usize),
+}
+
+impl BadMessage {
+    /// The `reason` label of the dead-letter metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BadMessage::Nul => "nul_byte",
+            BadMessage::Control(_) => "control_character",
+            BadMessage::Empty => "empty_message",
+            BadMessage::TooLong(_) => "oversize",
+        }
+    }
 }
 
 fn store_error(e: sqlx::Error) -> ServiceError {
@@ -553,23 +582,23 @@ mod tests {
 
     #[test]
     fn control_characters_are_refused_but_newlines_and_tabs_kept() {
-        assert_eq!(validate_message("a\r\nb\tc").unwrap(), "a\nb\tc");
-        assert!(validate_message("nul\0byte").is_err());
-        assert!(validate_message("bell\u{7}").is_err());
-        assert!(validate_message("lone\rreturn").is_err());
-        assert!(validate_message("\u{1b}[31mred").is_err());
+        assert_eq!(check_message("a\r\nb\tc").unwrap(), "a\nb\tc");
+        assert!(check_message("nul\0byte").is_err());
+        assert!(check_message("bell\u{7}").is_err());
+        assert!(check_message("lone\rreturn").is_err());
+        assert!(check_message("\u{1b}[31mred").is_err());
     }
 
     #[test]
     fn messages_are_validated_after_trimming() {
-        assert!(validate_message("hi").is_ok());
-        assert!(validate_message("  \n\t ").is_err());
-        assert!(validate_message("").is_err());
+        assert!(check_message("hi").is_ok());
+        assert!(check_message("  \n\t ").is_err());
+        assert!(check_message("").is_err());
         let long = "é".repeat(MAX_MESSAGE_CHARS);
         assert!(
-            validate_message(&long).is_ok(),
+            check_message(&long).is_ok(),
             "the limit counts characters, not bytes"
         );
-        assert!(validate_message(&format!("{long}x")).is_err());
+        assert!(check_message(&format!("{long}x")).is_err());
     }
 }

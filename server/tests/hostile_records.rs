@@ -1,0 +1,90 @@
+//! Records on the topic are input: whoever can write to the broker chooses
+//! every byte of a record. Ids that could break a stream and messages the
+//! API would refuse go to the dead-letter topic; the valid records around
+//! them are stored and streamed as usual.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+/// A record in Herald's format from Bruno to Emma, with `extra` fields.
+fn record(extra: serde_json::Value) -> String {
+    let mut r = json!({
+        "from": {"id": 2, "name": "Bruno"},
+        "to": {"id": 1, "name": "Emma"},
+        "message": "fine",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    r.to_string()
+}
+
+#[tokio::test]
+async fn ids_that_could_break_a_stream_and_messages_the_api_refuses_are_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let refused = [
+        // An SSE `id:` line ends at CR or LF: the rest would become a
+        // field of its own.
+        record(json!({"id": "evil\r\nevent: state\r\ndata: {}", "message": "crlf id"})),
+        record(json!({"id": "lf\nid", "message": "lf id"})),
+        record(json!({"id": "with space", "message": "space id"})),
+        record(json!({"id": "x".repeat(129), "message": "long id"})),
+        record(json!({"id": "", "message": "empty id"})),
+        // Terminal escapes would reach logs and screens.
+        record(json!({"message": "\u{1b}[31mred"})),
+        record(json!({"message": "  \n\t "})),
+    ];
+    let accepted = [
+        record(json!({"id": "0193a5b4-7c1e-7a2b-9c3d-4e5f60718293", "message": "uuid id"})),
+        record(json!({"id": "billing:order-48213.shipped_1", "message": "key id"})),
+        record(json!({"id": "y".repeat(128), "message": "longest id"})),
+        // Without an id the record gets `topic-partition-offset`.
+        record(json!({"message": "line 1\r\nline 2\tend"})),
+    ];
+    produce_raw(&h.cfg, &[refused.to_vec(), accepted.to_vec()].concat()).await;
+
+    let list = wait_for_count(&h, 1, accepted.len(), Duration::from_secs(10)).await;
+    let mut messages: Vec<&str> = list
+        .iter()
+        .map(|n| n["message"].as_str().unwrap())
+        .collect();
+    messages.sort();
+    assert_eq!(
+        messages,
+        ["key id", "line 1\nline 2\tend", "longest id", "uuid id"],
+        "only the acceptable records are listed, CRLF stored as LF"
+    );
+
+    // A replay of the whole inbox is exactly those four events, each with
+    // its id on one line.
+    let mut sse = SseClient::connect(&h.url("/api/users/1/events?since=0"), None).await;
+    let mut ids = Vec::new();
+    while let Some(ev) = sse.next_notification(Duration::from_secs(2)).await {
+        ids.push(ev.id.clone().expect("an id"));
+    }
+    let mut listed: Vec<String> = list
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(ids, listed);
+
+    let metrics = wait_for_counter(
+        &h,
+        "herald_dead_letters_total{reason=\"invalid_id\"}",
+        5.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    for (reason, n) in [("control_character", 1.0), ("empty_message", 1.0)] {
+        let series = format!("herald_dead_letters_total{{reason=\"{reason}\"}}");
+        assert_eq!(counter(&metrics, &series), n, "{series}\n{metrics}");
+    }
+    h.shutdown().await;
+}
