@@ -2,7 +2,8 @@
 //!
 //! Scripts send `Authorization: Bearer <token>`; browsers carry the same
 //! token in an HttpOnly, SameSite=Lax cookie, because `EventSource` cannot
-//! send headers. `sub` is the user id and `exp` is required. The access
+//! send headers. `sub` is the user id and `exp` is required; `nbf` is
+//! honoured, and `iss` / `aud` are checked when configured. The access
 //! rules themselves live in the service layer, which asks this module only
 //! "which user is this?".
 
@@ -32,8 +33,18 @@ pub struct Claims {
     pub sub: String,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
-    /// Issue time, seconds since the epoch.
-    pub iat: u64,
+    /// Issue time, seconds since the epoch (identity providers may leave
+    /// it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Issuer (`HERALD_JWT_ISSUER`), when configured. Checked by the
+    /// validation, never read here.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience (`HERALD_JWT_AUDIENCE`), when configured. Checked by the
+    /// validation (which also takes the array form), never read here.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// Token minting and checking; built once at start.
@@ -45,6 +56,8 @@ pub struct Auth {
     mode: AuthMode,
     demo_sign_in: bool,
     secure_cookie: bool,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl Auth {
@@ -84,6 +97,7 @@ impl Auth {
                 format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
             }
         };
+        check_exposure(cfg)?;
         if cfg.auth == AuthMode::Off {
             tracing::warn!(
                 "HERALD_AUTH=off: EVERY INBOX IS OPEN TO ANYONE, and anyone can send as \
@@ -91,7 +105,20 @@ impl Auth {
             );
         }
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
+        if let Some(iss) = &cfg.jwt_issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        if let Some(aud) = &cfg.jwt_audience {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        } else {
+            // jsonwebtoken refuses any `aud` unless told which to accept.
+            validation.validate_aud = false;
+        }
+        validation.set_required_spec_claims(&required);
+        validation.validate_nbf = true;
         // Small clock differences between an identity provider and Herald.
         validation.leeway = 5;
         Ok(Self {
@@ -102,6 +129,8 @@ impl Auth {
             mode: cfg.auth,
             demo_sign_in: cfg.demo_sign_in,
             secure_cookie: cfg.cookie_secure,
+            issuer: cfg.jwt_issuer.clone(),
+            audience: cfg.jwt_audience.clone(),
         })
     }
 
@@ -123,8 +152,10 @@ impl Auth {
             .as_secs();
         let claims = Claims {
             sub: user_id.to_string(),
-            iat: now,
+            iat: Some(now),
             exp: now + self.ttl.as_secs(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "signing a token failed");
@@ -138,9 +169,13 @@ impl Auth {
             .map_err(|e| {
                 let why = match e.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired; sign in again",
+                    ErrorKind::ImmatureSignature => "the token is not valid yet (`nbf`)",
+                    ErrorKind::InvalidIssuer => "the token's issuer (`iss`) is not accepted",
+                    ErrorKind::InvalidAudience => "the token's audience (`aud`) is not accepted",
                     ErrorKind::InvalidSignature => "the token's signature is not valid",
                     ErrorKind::MissingRequiredClaim(_) => {
-                        "the token lacks a required claim (`sub` and `exp`)"
+                        "the token lacks a required claim (`sub`, `exp`, and `iss` / `aud` \
+                         when the server checks them)"
                     }
                     ErrorKind::InvalidAlgorithm => "the token must be signed with HS256",
                     _ => "the token is malformed",
@@ -215,6 +250,34 @@ fn token_from(headers: &HeaderMap) -> Result<Option<String>, ServiceError> {
         .get(COOKIE)
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty()))
+}
+
+/// The demo sign-in and `HERALD_AUTH=off` let anyone act as anyone: only
+/// on a loopback address, unless `HERALD_ALLOW_INSECURE_PUBLIC` says the
+/// operator means it (then logged at every start).
+fn check_exposure(cfg: &Config) -> Result<(), StartError> {
+    let open = match (cfg.auth, cfg.demo_sign_in) {
+        (AuthMode::Off, _) => "HERALD_AUTH=off",
+        (AuthMode::On, true) => "HERALD_DEMO_SIGN_IN=true",
+        (AuthMode::On, false) => return Ok(()),
+    };
+    let addr = cfg.site_addr.ip();
+    if addr.is_loopback() {
+        return Ok(());
+    }
+    if cfg.allow_insecure_public {
+        tracing::warn!(
+            %addr,
+            "{open} on a public address (HERALD_ALLOW_INSECURE_PUBLIC=true): \
+             anyone who reaches it can act as any user"
+        );
+        return Ok(());
+    }
+    Err(StartError::Config(format!(
+        "{open} lets anyone act as any user, so it is only allowed on a loopback address, \
+         not {addr}; switch it off, serve on 127.0.0.1, or set \
+         HERALD_ALLOW_INSECURE_PUBLIC=true if you mean it"
+    )))
 }
 
 #[cfg(test)]
@@ -300,6 +363,92 @@ mod tests {
         cfg.jwt_secret_file = Some(dir.path().join("missing"));
         let err = Auth::new(&cfg).err().expect("missing file");
         assert!(err.to_string().contains("HERALD_JWT_SECRET_FILE"), "{err}");
+    }
+
+    /// A token signed with the unit-test secret carrying `claims`.
+    fn signed(claims: serde_json::Value) -> String {
+        let key = EncodingKey::from_secret(b"unit-test-secret-of-thirty-two-bytes");
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn issuer_audience_and_not_before_are_checked() {
+        let mut cfg = Config::defaults();
+        cfg.jwt_secret = Some("unit-test-secret-of-thirty-two-bytes".into());
+        cfg.jwt_issuer = Some("https://id.example".into());
+        cfg.jwt_audience = Some("herald".into());
+        let a = Auth::new(&cfg).unwrap();
+        let verify = |claims: serde_json::Value| a.verify(&signed(claims));
+        let exp = now() + 600;
+        let good = serde_json::json!({"sub": "1", "exp": exp, "iss": "https://id.example", "aud": "herald"});
+        assert_eq!(verify(good.clone()).unwrap(), 1);
+        // Demo tokens carry both, so they pass too.
+        assert_eq!(a.verify(&a.mint(2).unwrap()).unwrap(), 2);
+        for (claims, why) in [
+            (
+                serde_json::json!({"sub": "1", "exp": exp, "iss": "https://evil.example", "aud": "herald"}),
+                "issuer",
+            ),
+            (
+                serde_json::json!({"sub": "1", "exp": exp, "aud": "herald"}),
+                "required claim",
+            ),
+            (
+                serde_json::json!({"sub": "1", "exp": exp, "iss": "https://id.example", "aud": "billing"}),
+                "audience",
+            ),
+            (
+                serde_json::json!({"sub": "1", "exp": exp, "iss": "https://id.example"}),
+                "required claim",
+            ),
+        ] {
+            let err = verify(claims.clone()).unwrap_err();
+            assert!(err.to_string().contains(why), "{claims} -> {err}");
+        }
+        let mut early = good;
+        early["nbf"] = (now() + 300).into();
+        let err = verify(early).unwrap_err();
+        assert!(err.to_string().contains("not valid yet"), "{err}");
+
+        // Without the settings, neither claim is needed, and an `aud` a
+        // provider adds anyway does not lock users out.
+        let plain = auth(AuthMode::On);
+        let any_aud = serde_json::json!({"sub": "3", "exp": exp, "aud": "whatever"});
+        assert_eq!(plain.verify(&signed(any_aud)).unwrap(), 3);
+        let late = serde_json::json!({"sub": "3", "exp": exp, "nbf": now() + 300});
+        assert!(
+            plain.verify(&signed(late)).is_err(),
+            "nbf holds without settings too"
+        );
+    }
+
+    #[test]
+    fn anyone_as_anyone_is_refused_off_loopback_unless_asked_for() {
+        let mut cfg = Config::defaults();
+        assert!(!cfg.demo_sign_in, "demo sign-in is off by default");
+        cfg.site_addr = "0.0.0.0:3000".parse().unwrap();
+        assert!(Auth::new(&cfg).is_ok(), "tokens only: fine anywhere");
+        cfg.demo_sign_in = true;
+        let err = Auth::new(&cfg).err().expect("demo sign-in on 0.0.0.0");
+        assert!(err.to_string().contains("HERALD_DEMO_SIGN_IN"), "{err}");
+        cfg.demo_sign_in = false;
+        cfg.auth = AuthMode::Off;
+        let err = Auth::new(&cfg).err().expect("auth off on 0.0.0.0");
+        assert!(err.to_string().contains("HERALD_AUTH=off"), "{err}");
+        cfg.allow_insecure_public = true;
+        assert!(Auth::new(&cfg).is_ok(), "the operator said so");
+        cfg.allow_insecure_public = false;
+        for loopback in ["127.0.0.1:3000", "[::1]:3000"] {
+            cfg.site_addr = loopback.parse().unwrap();
+            assert!(Auth::new(&cfg).is_ok(), "{loopback}");
+        }
     }
 
     #[test]

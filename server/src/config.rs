@@ -138,11 +138,28 @@ pub struct Config {
     #[arg(long, env = "HERALD_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     pub token_ttl_secs: u64,
 
+    /// Expected `iss` claim of every token (and the one demo tokens carry);
+    /// unset: not checked.
+    #[arg(long, env = "HERALD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Expected `aud` claim of every token (and the one demo tokens carry);
+    /// unset: not checked.
+    #[arg(long, env = "HERALD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// Allow the demo sign-in (`POST /api/session`: pick a demo user, get
-    /// a token). Switch off in production, where tokens come from the
-    /// operator's identity system.
-    #[arg(long, env = "HERALD_DEMO_SIGN_IN", default_value_t = true, action = clap::ArgAction::Set)]
+    /// a token, no password). Off by default; `./scripts/dev` and the tests
+    /// switch it on. Production tokens come from the operator's identity
+    /// system.
+    #[arg(long, env = "HERALD_DEMO_SIGN_IN", default_value_t = false, action = clap::ArgAction::Set)]
     pub demo_sign_in: bool,
+
+    /// Let the demo sign-in or `HERALD_AUTH=off` serve on an address other
+    /// than loopback. Both let anyone act as anyone, so without this Herald
+    /// refuses to start that way.
+    #[arg(long, env = "HERALD_ALLOW_INSECURE_PUBLIC", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_insecure_public: bool,
 
     /// Mark the session cookie `Secure` (serve over HTTPS when set).
     #[arg(long, env = "HERALD_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]

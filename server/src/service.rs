@@ -546,7 +546,9 @@ pub fn check_message(message: &str) -> Result<String, BadMessage> {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BadMessage {
     /// NUL, which PostgreSQL cannot store in text.
-    #[error("message contains a NUL character")]
+    #[error(
+        "message contains the control character U+0000 (NUL); only newline and tab are allowed"
+    )]
     Nul,
     /// Another control character than newline and tab.
     #[error("message contains the control character U+{:04X}; only newline and tab are allowed", u32::from(*.0))]

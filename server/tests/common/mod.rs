@@ -40,6 +40,7 @@ pub fn config(dir: &Path, brokers: &str) -> Config {
     cfg.database_url = store_url(dir);
     cfg.site_addr = "127.0.0.1:0".parse().unwrap();
     cfg.auth = herald::config::AuthMode::Off;
+    cfg.demo_sign_in = true;
     cfg.rate_limit_burst = 0;
     cfg
 }
@@ -621,8 +622,10 @@ pub fn token_with(secret: &str, user: i64, ttl_secs: i64) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims = herald::auth::Claims {
         sub: user.to_string(),
-        iat: now as u64,
+        iat: Some(now as u64),
         exp: (now + ttl_secs) as u64,
+        iss: None,
+        aud: None,
     };
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
