@@ -161,6 +161,12 @@ pub struct Config {
     #[arg(long, env = "HERALD_ALLOW_INSECURE_PUBLIC", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_insecure_public: bool,
 
+    /// Other sites (`scheme://host[:port]`, comma-separated) whose pages
+    /// may make unsafe requests with the session cookie. This site itself
+    /// always may; requests with a bearer token are never checked.
+    #[arg(long, env = "HERALD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Mark the session cookie `Secure` (serve over HTTPS when set).
     #[arg(long, env = "HERALD_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
     pub cookie_secure: bool,

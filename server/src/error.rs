@@ -22,6 +22,9 @@ pub enum AppError {
     /// 413: the body is larger than the configured limit.
     #[error("{0}")]
     TooLarge(String),
+    /// 415: a body of a type the route does not read.
+    #[error("{0}")]
+    UnsupportedType(String),
 }
 
 impl From<JsonRejection> for AppError {
@@ -65,6 +68,7 @@ impl IntoResponse for AppError {
             AppError::Service(e) => e.status(),
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         };
         let mut res = (status, Json(json!({ "message": self.to_string() }))).into_response();
         if let AppError::Service(e) = &self {

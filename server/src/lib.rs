@@ -48,6 +48,7 @@ pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod consumer;
+pub mod csrf;
 pub mod delivery;
 pub mod error;
 pub mod hub;
@@ -100,6 +101,8 @@ pub struct AppState {
     pub keepalive: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Other sites allowed to make unsafe requests with the cookie.
+    pub allowed_origins: csrf::AllowedOrigins,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -257,6 +260,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let router = app(AppState {
         max_body_bytes: cfg.max_body_bytes,
+        allowed_origins: csrf::AllowedOrigins::new(&cfg.allowed_origins),
         service,
         leptos_options,
         shutdown: shutdown.clone(),

@@ -22,7 +22,7 @@ use app::model::ServiceError;
 use app::service::SharedService;
 use app::ui::{shell, App};
 
-use crate::{auth, rest, sse, telemetry, AppState};
+use crate::{auth, csrf, rest, sse, telemetry, AppState};
 
 /// The whole HTTP surface: seed routes, JSON API, SSE, the Leptos app and
 /// its server functions, static files.
@@ -64,6 +64,10 @@ pub fn app(state: AppState) -> Router {
     .layer(strict(
         header::CONTENT_SECURITY_POLICY,
         "frame-ancestors 'none'",
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.allowed_origins.clone(),
+        csrf::check,
     ))
     .layer(strict(header::REFERRER_POLICY, "same-origin"))
     .layer(TraceLayer::new_for_http())

@@ -70,6 +70,11 @@ pub const COUNTERS: &[Series] = &[
         )),
     ),
     (
+        "herald_cross_site_refused_total",
+        "Unsafe requests refused because another site made them (see csrf)",
+        None,
+    ),
+    (
         "herald_sse_refused_total",
         "Event streams refused for the per-user or per-instance limit",
         None,

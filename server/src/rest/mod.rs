@@ -37,7 +37,7 @@ pub enum ClientErrors {
     /// No valid token: missing, forged or expired (the message says which)
     #[response(status = 401)]
     Unauthorized(MessageBody),
-    /// Someone else's inbox, or a sender that is not the caller
+    /// Someone else's inbox, a sender that is not the caller, or an unsafe request another site's page made with the cookie
     #[response(status = 403)]
     Forbidden(MessageBody),
     /// `{"message":"User not found"}`, or no such notification (someone else's is answered the same)

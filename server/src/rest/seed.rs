@@ -66,6 +66,24 @@ impl SendFields {
         let body = axum::body::Bytes::from_request(req, &())
             .await
             .map_err(|e| AppError::from_body("unreadable body", e.status(), e.body_text()))?;
+        let form = "application/x-www-form-urlencoded";
+        if !(content_type.starts_with("application/json")
+            || content_type.starts_with(form)
+            // No type and no body: Gin reads no fields, and neither do we
+            // (the answer is the tutorial's 400 for the missing ids).
+            || (content_type.is_empty() && body.is_empty()))
+        {
+            // A `text/plain` body is what a cross-site HTML form can send
+            // without asking; it is no form of ours.
+            return Err(AppError::UnsupportedType(format!(
+                "POST /send reads a form ({form} or multipart/form-data) or JSON, not {:?}",
+                if content_type.is_empty() {
+                    "a body without Content-Type"
+                } else {
+                    &content_type
+                }
+            )));
+        }
         if content_type.starts_with("application/json") {
             let object: serde_json::Map<String, Value> = serde_json::from_slice(&body)
                 .map_err(|e| AppError::bad_request(format!("invalid JSON body: {e}")))?;
@@ -102,6 +120,7 @@ impl SendFields {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Acknowledged by the broker: `{\"message\":\"Notification sent successfully!\"}`", body = MessageBody),
+        (status = 415, description = "A body that is neither a form nor JSON", body = MessageBody),
         ClientErrors, SendLimits,
     ))]
 pub async fn seed_send(
