@@ -191,6 +191,22 @@ pub struct Config {
     #[arg(long, env = "HERALD_MAX_STREAMS", default_value_t = 20_000)]
     pub max_streams: usize,
 
+    /// Time a client has to send its request headers, and the longest an
+    /// idle keep-alive connection stays open, in milliseconds.
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Time limit of every request except the event streams (the body
+    /// read included), in milliseconds; past it the answer is 503.
+    #[arg(long, env = "HERALD_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Most connections served at once (event streams included); beyond,
+    /// new connections wait to be accepted. Keep it above
+    /// `HERALD_MAX_STREAMS`, and the process's file limit above it.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub max_connections: usize,
+
     /// Largest request body accepted, in bytes (413 above).
     #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,

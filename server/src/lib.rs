@@ -56,6 +56,7 @@ pub mod kafka;
 pub mod kafka_bus;
 pub mod rest;
 pub mod router;
+pub mod serve;
 pub mod service;
 pub mod sse;
 pub mod store;
@@ -74,6 +75,7 @@ use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use bus::{EventBus, LocalBus, PostgresBus};
 pub use config::Config;
@@ -103,6 +105,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Other sites allowed to make unsafe requests with the cookie.
     pub allowed_origins: csrf::AllowedOrigins,
+    /// Time limit of every request but the event streams.
+    pub request_timeout: Duration,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -133,6 +137,10 @@ pub fn leptos_options(site_addr: SocketAddr) -> LeptosOptions {
     options.site_addr = site_addr;
     options
 }
+
+/// Longest wait at shutdown for the background tasks (listeners, early
+/// delivery, the limiter's upkeep) once the consumer has left its group.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// A running Herald: HTTP server, consumer group, producer.
 pub struct Running {
@@ -178,6 +186,9 @@ pub async fn start(
     let users = store.users().await?;
     let hub = Hub::default();
     let shutdown = CancellationToken::new();
+    // Every background task, so shutdown can wait for all of them to stop
+    // before the store closes under them.
+    let tasks = TaskTracker::new();
     // Events in process with SQLite; through PostgreSQL's LISTEN/NOTIFY when
     // the store is shared, so every instance's streams hear every change.
     // (Or through a Kafka topic, when asked: see `kafka_bus`.)
@@ -190,13 +201,13 @@ pub async fn start(
                 hub.clone(),
                 shutdown.clone(),
             );
-            tokio::spawn(listen);
+            tasks.spawn(listen);
             Arc::new(PostgresBus)
         }
         (true, EventBusKind::Kafka) => {
             let consumer = kafka_bus::subscribe(&cfg).await?;
             let listen = kafka_bus::listen(consumer, store.clone(), hub.clone(), shutdown.clone());
-            tokio::spawn(listen);
+            tasks.spawn(listen);
             Arc::new(KafkaBus::new(&cfg)?)
         }
     };
@@ -209,7 +220,7 @@ pub async fn start(
             ledger.clone(),
             shutdown.clone(),
         );
-        tokio::spawn(task);
+        tasks.spawn(task);
         early
     });
     let service = Service::new(
@@ -242,12 +253,12 @@ pub async fn start(
         topic: cfg.topic.clone(),
         group: cfg.group_id.clone(),
     };
-    let consumer_task = tokio::spawn(consumer::run(consumer, targets, shutdown.clone()));
+    let consumer_task = tasks.spawn(consumer::run(consumer, targets, shutdown.clone()));
 
     // Keep the rate limiter's memory to recent senders.
     let pruning = service.clone();
     let prune_stop = shutdown.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
@@ -261,28 +272,39 @@ pub async fn start(
     let router = app(AppState {
         max_body_bytes: cfg.max_body_bytes,
         allowed_origins: csrf::AllowedOrigins::new(&cfg.allowed_origins),
+        request_timeout: Duration::from_millis(cfg.request_timeout_ms.max(1)),
         service,
         leptos_options,
         shutdown: shutdown.clone(),
         keepalive: Duration::from_secs(cfg.sse_keepalive_secs.max(1)),
     });
+    let limits = serve::ConnLimits {
+        header_read_timeout: Duration::from_millis(cfg.header_read_timeout_ms.max(1)),
+        max_connections: cfg.max_connections,
+    };
     let serve_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
-        // `into_make_service` hands each connection a clone of the router
-        // (an Arc); serving the `Router` directly rebuilds its route tables
-        // per connection, ~24 KB per open SSE stream (measured with massif).
-        let served = axum::serve(listener, router.into_make_service())
-            .with_graceful_shutdown(serve_shutdown.clone().cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
+        serve::serve(listener, router, limits, serve_shutdown.clone()).await;
         // Also stop the consumer if serving ended on its own.
         serve_shutdown.cancel();
         if let Err(e) = consumer_task.await {
             tracing::error!(error = %e, "consumer task failed");
         }
-        producer.flush(Duration::from_secs(5));
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_WAIT, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = tasks.len(),
+                "background tasks still running at shutdown"
+            );
+        }
+        // librdkafka's flush blocks its thread until the queue drains.
+        let flushing = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5)));
+        if let Err(e) = flushing.await {
+            tracing::error!(error = %e, "producer flush failed");
+        }
         store.close().await;
         tracing::info!("stopped");
     });

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::routing::{any, get};
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -29,7 +30,14 @@ use crate::{auth, csrf, rest, sse, telemetry, AppState};
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let ui_service: SharedService = Arc::new(state.service.clone());
-    let (api, doc) = api_routes().split_for_parts();
+    // Every request but the event streams has a time limit: a handler
+    // stuck on the store, or a body trickling in, ends as a 503.
+    let timeout =
+        || TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.request_timeout);
+    let (requests, mut doc) = request_routes().split_for_parts();
+    let (streams, stream_doc) = stream_routes().split_for_parts();
+    doc.merge(stream_doc);
+    let api = requests.layer(timeout()).merge(streams);
     // The pages and the server functions. Server functions read their
     // bodies without axum's extractor limit, so they get tower-http's.
     let ui = Router::new()
@@ -43,7 +51,8 @@ pub fn app(state: AppState) -> Router {
             },
         )
         .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
-        .layer(axum::middleware::map_response(server_fn_status));
+        .layer(axum::middleware::map_response(server_fn_status))
+        .layer(timeout());
     let doc = Arc::new(doc);
     api.route(
         "/api/openapi.json",
@@ -87,7 +96,6 @@ fn strict(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<Heade
 /// `Retry-After`) the REST API gives the same error, so a client's mistake
 /// is a 4xx here too.
 async fn server_fn_status(res: axum::response::Response) -> axum::response::Response {
-    use axum::http::StatusCode;
     use axum::response::IntoResponse;
     if res.status() != StatusCode::INTERNAL_SERVER_ERROR
         || !res
@@ -110,9 +118,15 @@ async fn server_fn_status(res: axum::response::Response) -> axum::response::Resp
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
-/// The REST routes, each registered from its OpenAPI annotation so the
-/// document served at `/api/openapi.json` cannot miss one.
+/// The REST routes and the event stream, each registered from its OpenAPI
+/// annotation so the document served at `/api/openapi.json` cannot miss one.
 pub fn api_routes() -> OpenApiRouter<AppState> {
+    request_routes().merge(stream_routes())
+}
+
+/// Every REST route but the stream: each answers within the request
+/// timeout.
+fn request_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(rest::seed::seed_send))
         .routes(routes!(rest::seed::seed_list))
@@ -127,10 +141,14 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rest::api::count))
         .routes(routes!(rest::api::read_all))
         .routes(routes!(rest::api::update, rest::api::delete))
-        .routes(routes!(sse::events))
         .routes(routes!(rest::ops::health))
         .routes(routes!(rest::ops::ready))
         .routes(routes!(telemetry::render))
+}
+
+/// The event stream, which stays open as long as the client wants.
+fn stream_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sse::events))
 }
 
 /// Top of the OpenAPI document.
