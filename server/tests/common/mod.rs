@@ -95,14 +95,14 @@ pub struct Herald {
     pub cfg: Config,
     /// The temporary directory of its store when the fixture made one
     /// ([`Herald::new`]); last, so it is removed after the server stopped.
-    dir: Option<Arc<tempfile::TempDir>>,
+    dir: Option<tempfile::TempDir>,
 }
 
 /// A Herald that was shut down: its configuration and its store, to start
 /// again (after a look at the broker, or with a changed setting).
 pub struct Stopped {
     pub cfg: Config,
-    dir: Option<Arc<tempfile::TempDir>>,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Stopped {
@@ -124,7 +124,7 @@ impl Herald {
     /// Like [`Herald::new`], with `tune` applied to the configuration first
     /// (`Herald::with(secure)`).
     pub async fn with(tune: impl FnOnce(&mut Config)) -> Herald {
-        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path(), &shared_brokers());
         tune(&mut cfg);
         Stopped {
