@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use app::model::{Change, Notification, StateEvent};
 use common::{call, req, secured_config, shared_brokers, token, Herald, SseClient};
 use herald::config::EventBusKind;
 use herald::Config;
@@ -77,7 +78,7 @@ async fn streams_on_one_instance_hear_sends_and_changes_made_on_the_others() {
         for i in 0..5 {
             let (status, body) = send(c, 2, 1, &format!("across {i}")).await;
             assert_eq!(status, 202, "{body}");
-            sent.push(body["id"].as_str().unwrap().to_owned());
+            sent.push(serde_json::from_value::<Notification>(body).unwrap().id);
         }
         let mut heard = Vec::new();
         while heard.len() < sent.len() {
@@ -91,27 +92,27 @@ async fn streams_on_one_instance_hear_sends_and_changes_made_on_the_others() {
 
         // Every instance lists the same five, stored once.
         for h in &nodes {
-            let list = common::wait_for_inbox(h, &emma, 1, 5).await;
-            let ids: Vec<&str> = list
-                .iter()
-                .rev()
-                .map(|n| n["id"].as_str().unwrap())
-                .collect();
-            assert_eq!(ids, sent.iter().map(String::as_str).collect::<Vec<_>>());
+            let list = common::wait_for_inbox(h, 1, 5).await;
+            let ids: Vec<String> = list.into_iter().rev().map(|n| n.id).collect();
+            assert_eq!(ids, sent);
         }
 
         let url = b.url("/api/users/1/notifications/read-all");
         let (status, counts) = call(req(Method::POST, &url, Some(&emma))).await;
         assert_eq!(status, 200, "{counts}");
         assert_eq!(counts["unread"], 0);
-        let state = stream
+        let state: StateEvent = stream
             .next_of("state", Duration::from_secs(10))
             .await
-            .unwrap_or_else(|| panic!("{label}: A's stream hears B's read-all"));
-        let state: Value = serde_json::from_str(&state.data).unwrap();
-        assert_eq!(state["change"], "read_all");
-        assert_eq!(state["through"], sent[4].as_str());
-        assert_eq!(state["counts"]["unread"], 0);
+            .unwrap_or_else(|| panic!("{label}: A's stream hears B's read-all"))
+            .decode();
+        assert_eq!(
+            state.change,
+            Change::ReadAll {
+                through: sent[4].clone()
+            }
+        );
+        assert_eq!(state.counts.unread, 0);
 
         // Resume on another instance after the second: exactly the rest.
         let resume = reqwest::Client::new()

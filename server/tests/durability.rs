@@ -5,35 +5,30 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use app::model::Notification;
 use common::*;
+use reqwest::Method;
 use serde_json::{json, Value};
 
-async fn send(h: &Herald, from: i64, to: i64, message: &str) -> Value {
-    let (status, body) = post_json(
-        &h.url("/api/notifications"),
-        json!({"from": from, "to": to, "message": message}),
+/// Send through the JSON API; the accepted notification.
+async fn send(h: &Herald, from: i64, to: i64, message: &str) -> Notification {
+    let (status, sent) = call_as(
+        req(Method::POST, &h.url("/api/notifications"), None)
+            .json(&json!({"from": from, "to": to, "message": message})),
     )
     .await;
-    assert_eq!(status, 202, "{body}");
-    body
+    assert_eq!(status, 202);
+    sent
 }
 
 #[tokio::test]
 async fn restart_keeps_notifications_and_duplicates_none() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path(), &shared_brokers());
     // Without early delivery, listed means consumed: the commit check below
     // is exact. (`early_delivery.rs` restarts with it on.)
-    cfg.early_delivery = false;
-    let h = Herald::start(cfg).await;
+    let h = Herald::with(|c| c.early_delivery = false).await;
     let mut ids = HashSet::new();
     for i in 0..20 {
-        ids.insert(
-            send(&h, 2, 1, &format!("before restart {i}")).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.insert(send(&h, 2, 1, &format!("before restart {i}")).await.id);
     }
     assert_eq!(
         wait_for_count(&h, 1, 20, Duration::from_secs(10))
@@ -41,30 +36,17 @@ async fn restart_keeps_notifications_and_duplicates_none() {
             .len(),
         20
     );
-    let cfg = h.shutdown().await;
+    let mut stopped = h.shutdown().await;
     // Graceful shutdown committed every consumed record.
-    assert_eq!(committed_total(&cfg), 20);
+    assert_eq!(committed_total(&stopped.cfg), 20);
 
-    let mut cfg = cfg;
-    cfg.early_delivery = true;
-    let h = Herald::start(cfg).await;
-    ids.insert(
-        send(&h, 2, 1, "after restart").await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
-    let list = wait_for_count(&h, 1, 21, Duration::from_secs(10)).await;
+    stopped.cfg.early_delivery = true;
+    let h = stopped.start().await;
+    ids.insert(send(&h, 2, 1, "after restart").await.id);
+    wait_for_count(&h, 1, 21, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let list = if list.len() == 21 {
-        wait_for_count(&h, 1, 22, Duration::from_millis(1)).await
-    } else {
-        list
-    };
-    let listed: HashSet<String> = list
-        .iter()
-        .map(|n| n["id"].as_str().unwrap().to_owned())
-        .collect();
+    let list = inbox(&h, 1).await;
+    let listed: HashSet<String> = list.iter().map(|n| n.id.clone()).collect();
     assert_eq!(list.len(), 21, "all kept, none twice");
     assert_eq!(listed, ids);
     h.shutdown().await;
@@ -72,8 +54,7 @@ async fn restart_keeps_notifications_and_duplicates_none() {
 
 #[tokio::test]
 async fn go_tutorial_records_are_consumed_and_bad_json_is_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
     let topic = h.cfg.topic.clone();
     produce_raw(&h.cfg, &[
         "{this is not json".to_owned(),
@@ -81,10 +62,13 @@ async fn go_tutorial_records_are_consumed_and_bad_json_is_skipped() {
     ]).await;
     let list = wait_for_count(&h, 1, 1, Duration::from_secs(5)).await;
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["message"], "Bruno started following you");
-    let id = list[0]["id"].as_str().unwrap();
+    assert_eq!(list[0].message, "Bruno started following you");
+    let id = &list[0].id;
     assert!(id.starts_with(&format!("{topic}-")), "derived id {id}");
-    chrono::DateTime::parse_from_rfc3339(list[0]["created_at"].as_str().unwrap()).unwrap();
+    // The time it was given is on the wire as RFC 3339.
+    let (_, raw) = call(req(Method::GET, &h.url("/api/users/1/notifications"), None)).await;
+    chrono::DateTime::parse_from_rfc3339(raw["notifications"][0]["created_at"].as_str().unwrap())
+        .unwrap();
     assert_eq!(
         get(&h.url("/notifications/1")).await.1,
         r#"{"notifications":[{"from":{"id":2,"name":"Bruno"},"to":{"id":1,"name":"Emma"},"message":"Bruno started following you"}]}"#
@@ -94,8 +78,7 @@ async fn go_tutorial_records_are_consumed_and_bad_json_is_skipped() {
 
 #[tokio::test]
 async fn sse_resumes_after_last_event_id_without_gap_or_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
     let events = h.url("/api/users/4/events");
 
     let mut sse = SseClient::connect(&events, None).await;
@@ -109,12 +92,7 @@ async fn sse_resumes_after_last_event_id_without_gap_or_duplicate() {
 
     let mut expected = Vec::new();
     for i in 0..5 {
-        expected.push(
-            send(&h, 3, 4, &format!("missed {i}")).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        expected.push(send(&h, 3, 4, &format!("missed {i}")).await.id);
     }
     wait_for_count(&h, 4, 7, Duration::from_secs(5)).await;
 
@@ -132,16 +110,12 @@ async fn sse_resumes_after_last_event_id_without_gap_or_duplicate() {
     assert_eq!(got, expected, "exactly the missed ones, in order");
     let live = send(&h, 2, 4, "live again").await;
     let ev = sse.next_notification(Duration::from_secs(3)).await.unwrap();
-    assert_eq!(
-        ev.id.as_deref(),
-        live["id"].as_str(),
-        "then live, no duplicate"
-    );
+    assert_eq!(ev.id, Some(live.id), "then live, no duplicate");
 
     // `?since=0` replays the whole inbox, oldest first.
     let mut sse = SseClient::connect(&format!("{events}?since=0"), None).await;
     let ev = sse.next_notification(Duration::from_secs(3)).await.unwrap();
-    assert!(ev.data.contains("\"one\""), "{}", ev.data);
+    assert_eq!(ev.decode::<Notification>().message, "one", "{}", ev.data);
     h.shutdown().await;
 }
 
@@ -149,16 +123,18 @@ async fn sse_resumes_after_last_event_id_without_gap_or_duplicate() {
 async fn broker_outage_gives_fast_503_and_sends_recover_by_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Tansu::start(&dir.path().join("broker")).await;
-    let mut cfg = config(dir.path(), &broker.brokers());
-    cfg.send_timeout_ms = 2_000;
-    let h = Herald::start(cfg).await;
+    let h = Herald::with(|c| {
+        c.kafka_brokers = broker.brokers();
+        c.send_timeout_ms = 2_000;
+    })
+    .await;
     send(&h, 2, 3, "before the outage").await;
     wait_for_count(&h, 3, 1, Duration::from_secs(5)).await;
 
     broker.kill().await;
     let t0 = Instant::now();
-    let res = client()
-        .post(h.url("/send"))
+    // Raw: Retry-After is a header.
+    let res = req(Method::POST, &h.url("/send"), None)
         .form(&[
             ("fromID", "2"),
             ("toID", "3"),
@@ -178,22 +154,18 @@ async fn broker_outage_gives_fast_503_and_sends_recover_by_themselves() {
     );
 
     broker.restart().await;
+    // Not `eventually`: when time runs out, what tells is the broker's log.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let res = client()
-            .post(h.url("/api/notifications"))
-            .json(&json!({"from": 2, "to": 3, "message": "after the outage"}))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
+        let (status, body) = call_text(
+            req(Method::POST, &h.url("/api/notifications"), None)
+                .json(&json!({"from": 2, "to": 3, "message": "after the outage"})),
+        )
+        .await;
         if status == 202 {
             break;
         }
-        eprintln!(
-            "after restart: {status} {}",
-            res.text().await.unwrap_or_default()
-        );
+        eprintln!("after restart: {status} {body}");
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(broker.dir.join("tansu.log")).unwrap_or_default();
             let start = log.find("panicked").unwrap_or(0);
@@ -210,10 +182,7 @@ async fn broker_outage_gives_fast_503_and_sends_recover_by_themselves() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let list = wait_for_count(&h, 3, 2, Duration::from_secs(15)).await;
-    let texts: Vec<_> = list
-        .iter()
-        .map(|n| n["message"].as_str().unwrap())
-        .collect();
+    let texts: Vec<_> = list.iter().map(|n| n.message.as_str()).collect();
     assert!(
         texts.contains(&"before the outage") && texts.contains(&"after the outage"),
         "{texts:?}"
@@ -258,12 +227,13 @@ async fn sigterm_exits_promptly_even_when_the_broker_is_gone() {
     );
 }
 
+/// One send through the Go tutorial's route of the Herald at `base`.
 async fn send_seed(base: &str) {
-    let res = client()
-        .post(format!("{base}/send"))
-        .form(&[("fromID", "1"), ("toID", "2"), ("message", "hello")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
+    let (status, body) = call_text(req(Method::POST, &format!("{base}/send"), None).form(&[
+        ("fromID", "1"),
+        ("toID", "2"),
+        ("message", "hello"),
+    ]))
+    .await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -9,45 +9,58 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
+use herald::Config;
+use reqwest::Method;
+use tokio::sync::Mutex;
 
 const SENDS: usize = 30;
 
 /// Sends early delivery left to the consumer because nobody watched.
 const UNWATCHED: &str = r#"herald_early_skipped_total{reason="unwatched"}"#;
 
+/// The tests of this file take turns: they compare this process's metrics
+/// registry (shared by every Herald the test binary starts) before and
+/// after, so another test's sends must not move it meanwhile.
+static METRICS: Mutex<()> = Mutex::const_new(());
+
+/// Send from Bruno to `to` through the Go tutorial's route.
 async fn send(h: &Herald, to: i64, message: &str) {
-    let res = client()
-        .post(h.url("/send"))
-        .form(&[
-            ("fromID", "2"),
-            ("toID", &to.to_string()),
-            ("message", message),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
+    let (status, body) = call_text(req(Method::POST, &h.url("/send"), None).form(&[
+        ("fromID", "2"),
+        ("toID", &to.to_string()),
+        ("message", message),
+    ]))
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
 
-/// Start Herald and wait until its consumer owns the partitions (early
-/// delivery only writes those): once a first notification is stored, the
-/// group has assigned them.
-async fn start_assigned(cfg: herald::Config) -> Herald {
-    let h = Herald::start(cfg).await;
+/// Start Herald ([`Herald::with`] `tune`) and wait until its consumer owns
+/// the partitions (early delivery only writes those): once a first
+/// notification is stored, the group has assigned them.
+async fn start_assigned(tune: impl FnOnce(&mut Config)) -> Herald {
+    let h = Herald::with(tune).await;
     send(&h, 3, "warm-up").await;
     let listed = wait_for_count(&h, 3, 1, Duration::from_secs(20)).await;
     assert_eq!(listed.len(), 1, "the warm-up notification was not stored");
     h
 }
 
+#[tokio::test]
+async fn each_send_is_stored_and_streamed_once_with_early_delivery_on() {
+    sends_are_stored_and_streamed_once(true).await;
+}
+
+#[tokio::test]
+async fn each_send_is_stored_and_streamed_once_with_early_delivery_off() {
+    sends_are_stored_and_streamed_once(false).await;
+}
+
 async fn sends_are_stored_and_streamed_once(early: bool) {
-    let dir = tempfile::tempdir().unwrap();
+    let _turn = METRICS.lock().await;
     let consumed_before = metric("herald_consumed_records_total");
     let early_before = metric("herald_early_stored_total");
     let unwatched_before = metric(UNWATCHED);
-    let mut cfg = config(dir.path(), &shared_brokers());
-    cfg.early_delivery = early;
-    let h = start_assigned(cfg).await;
+    let h = start_assigned(|c| c.early_delivery = early).await;
     let mut stream = SseClient::connect(&h.url("/api/users/1/events"), None).await;
 
     for i in 0..SENDS {
@@ -80,13 +93,10 @@ async fn sends_are_stored_and_streamed_once(early: bool) {
     assert!(twice.is_empty(), "streamed more than once: {twice:?}");
     assert_eq!(seen.len(), SENDS);
 
-    let (status, body) = get(&h.url("/api/users/1/notifications?limit=200")).await;
-    assert_eq!(status, 200);
-    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let listed = listed["notifications"].as_array().unwrap();
-    assert_eq!(listed.len(), SENDS, "stored once each: {body}");
-    for n in listed {
-        assert!(seen.contains_key(n["id"].as_str().unwrap()));
+    let listed = inbox(&h, 1).await;
+    assert_eq!(listed.len(), SENDS, "stored once each: {listed:?}");
+    for n in &listed {
+        assert!(seen.contains_key(&n.id));
     }
 
     let early_stored = counter(&metrics, "herald_early_stored_total") - early_before;
@@ -118,9 +128,7 @@ async fn sends_are_stored_and_streamed_once(early: bool) {
     h.shutdown().await;
 }
 
-/// A counter of this process's metrics registry (shared by every Herald
-/// this test binary starts, hence one test running its cases in turn and
-/// comparing before and after).
+/// A counter of this process's metrics registry (see [`METRICS`]).
 fn metric(name: &str) -> f64 {
     counter(&herald::telemetry::text(), name)
 }
@@ -128,10 +136,10 @@ fn metric(name: &str) -> f64 {
 /// Shut down right after early delivery stored the sends, before the
 /// consumer read them all back and committed: after a restart the consumer
 /// reads them again and must neither store nor stream them twice.
+#[tokio::test]
 async fn a_restart_between_early_delivery_and_the_commit_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &shared_brokers());
-    let h = start_assigned(cfg).await;
+    let _turn = METRICS.lock().await;
+    let h = start_assigned(|_| {}).await;
     // Early delivery only writes for recipients someone is watching.
     let watching = SseClient::connect(&h.url("/api/users/1/events"), None).await;
     for i in 0..SENDS {
@@ -144,19 +152,14 @@ async fn a_restart_between_early_delivery_and_the_commit_duplicates_nothing() {
         SENDS
     );
     drop(watching);
-    let cfg = h.shutdown().await;
-
-    let h = Herald::start(cfg).await;
+    let h = h.restart().await;
     let mut stream = SseClient::connect(&h.url("/api/users/1/events"), None).await;
-    // Wait until the restarted group has committed every record.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while committed_total(&h.cfg) < (SENDS + 1) as i64 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "records not committed after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the restarted group committing every record",
+        Duration::from_secs(20),
+        || async { (committed_total(&h.cfg) >= (SENDS + 1) as i64).then_some(()) },
+    )
+    .await;
     assert!(
         stream
             .next_notification(Duration::from_millis(500))
@@ -164,19 +167,7 @@ async fn a_restart_between_early_delivery_and_the_commit_duplicates_nothing() {
             .is_none(),
         "a notification was streamed again after the restart"
     );
-    let (_, body) = get(&h.url("/api/users/1/notifications?limit=200")).await;
-    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        listed["notifications"].as_array().unwrap().len(),
-        SENDS,
-        "{body}"
-    );
+    let listed = inbox(&h, 1).await;
+    assert_eq!(listed.len(), SENDS, "{listed:?}");
     h.shutdown().await;
-}
-
-#[tokio::test]
-async fn each_send_is_stored_and_streamed_once_with_early_delivery_on_off_and_across_a_restart() {
-    sends_are_stored_and_streamed_once(true).await;
-    sends_are_stored_and_streamed_once(false).await;
-    a_restart_between_early_delivery_and_the_commit_duplicates_nothing().await;
 }

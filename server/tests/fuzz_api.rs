@@ -219,23 +219,21 @@ fn urlencode(s: &str) -> String {
 /// the test binary.
 fn server() -> (&'static tokio::runtime::Runtime, String) {
     use std::sync::OnceLock;
-    static SERVER: OnceLock<(tokio::runtime::Runtime, String, tempfile::TempDir)> = OnceLock::new();
-    let (rt, base, _) = SERVER.get_or_init(|| {
+    static SERVER: OnceLock<(tokio::runtime::Runtime, String)> = OnceLock::new();
+    let (rt, base) = SERVER.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = secured_config(dir.path(), &shared_brokers());
-        let base = rt.block_on(async move {
-            let h = Herald::start(cfg).await;
+        let base = rt.block_on(async {
+            let h = Herald::with(secure).await;
             let base = h.base.clone();
-            // Keep it serving for the rest of the process.
+            // Keep it serving (and its directory) for the rest of the process.
             std::mem::forget(h);
             base
         });
-        (rt, base, dir)
+        (rt, base)
     });
     (rt, base.clone())
 }

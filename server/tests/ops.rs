@@ -2,30 +2,28 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 #[tokio::test]
 async fn metrics_expose_the_named_series_after_a_send() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
     let mut sse = SseClient::connect(&h.url("/api/users/2/events"), None).await;
-    let res = client()
-        .post(h.url("/api/notifications"))
-        .json(&json!({"from": 1, "to": 2, "message": "measured"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202);
+    let (status, body) = call(
+        req(Method::POST, &h.url("/api/notifications"), None)
+            .json(&json!({"from": 1, "to": 2, "message": "measured"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
     sse.next_notification(Duration::from_secs(5))
         .await
         .expect("delivered");
 
     // Every series shows from start (at 0), so the values are what tell:
     // each of these moved with the send.
-    let deadline = Instant::now() + Duration::from_secs(15);
     let moved = [
         "herald_sends_total{outcome=\"accepted\"}",
         "herald_produce_seconds_count",
@@ -46,7 +44,7 @@ async fn metrics_expose_the_named_series_after_a_send() {
             .collect();
         (!values.is_empty()).then(|| values.iter().sum())
     };
-    loop {
+    eventually("every series moving", Duration::from_secs(15), || async {
         let (status, body) = get(&h.url("/metrics")).await;
         assert_eq!(status, 200);
         let missing: Vec<_> = moved
@@ -58,14 +56,12 @@ async fn metrics_expose_the_named_series_after_a_send() {
             })
             .collect();
         if missing.is_empty() {
-            break;
+            Ok(())
+        } else {
+            Err(format!("not moved: {missing:?} in\n{body}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "not moved: {missing:?} in\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
     h.shutdown().await;
 }
 
@@ -74,8 +70,7 @@ async fn metrics_expose_the_named_series_after_a_send() {
 /// for every label value it can take.
 #[tokio::test]
 async fn every_series_is_described_and_shown_before_the_first_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
     let (status, body) = get(&h.url("/metrics")).await;
     assert_eq!(status, 200);
     use herald::telemetry::{COUNTERS, GAUGES, HISTOGRAMS};
@@ -114,8 +109,7 @@ async fn every_series_is_described_and_shown_before_the_first_event() {
 /// call of the consumer once held the page for the whole client timeout.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_carries_the_strict_browser_headers() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
     for path in [
         "/",
         "/api/health",
@@ -123,7 +117,8 @@ async fn every_answer_carries_the_strict_browser_headers() {
         "/api/no-such-route",
         "/favicon.svg",
     ] {
-        let res = client().get(h.url(path)).send().await.unwrap();
+        // Raw: the headers are what this is about.
+        let res = req(Method::GET, &h.url(path), None).send().await.unwrap();
         let headers = res.headers();
         for (name, value) in [
             ("x-content-type-options", "nosniff"),
@@ -145,13 +140,9 @@ async fn every_answer_carries_the_strict_browser_headers() {
 async fn ready_follows_the_broker() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Tansu::start(&dir.path().join("broker")).await;
-    let h = Herald::start(config(dir.path(), &broker.brokers())).await;
-    let ready = |url: String| async move {
-        let res = client().get(url).send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json::<Value>().await.unwrap())
-    };
-    let (status, body) = ready(h.url("/api/ready")).await;
+    let h = Herald::with(|c| c.kafka_brokers = broker.brokers()).await;
+    let ready = || call(req(Method::GET, &h.url("/api/ready"), None));
+    let (status, body) = ready().await;
     assert_eq!(
         (status, body["status"].as_str()),
         (200, Some("ready")),
@@ -162,14 +153,12 @@ async fn ready_follows_the_broker() {
     broker.kill().await;
     // Answers are reused for a second (readiness.rs), so it turns soon
     // after, not at once.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (status, body) = loop {
-        let (status, body) = ready(h.url("/api/ready")).await;
-        if status != 200 || Instant::now() > deadline {
-            break (status, body);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let within = Duration::from_secs(10);
+    let (status, body) = eventually("unready once the broker is gone", within, || async {
+        let (status, body) = ready().await;
+        (status != 200).then_some((status, body))
+    })
+    .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unready");
     assert_ne!(body["broker"], "ok");
@@ -178,15 +167,15 @@ async fn ready_follows_the_broker() {
     assert_eq!(get(&h.url("/api/health")).await.0, 200);
 
     broker.restart().await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = ready(h.url("/api/ready")).await;
+    eventually("ready again", Duration::from_secs(20), || async {
+        let (status, body) = ready().await;
         if status == 200 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("still unready: {body}"))
         }
-        assert!(Instant::now() < deadline, "still unready: {body}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
     h.shutdown().await;
 }
 

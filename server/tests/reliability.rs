@@ -7,10 +7,12 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use app::model::User;
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
+use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,9 +55,11 @@ async fn server_kill_9_mid_load_loses_no_acknowledged_notification() {
 async fn broker_kill_9_mid_load_gives_503s_then_recovers_without_loss() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Tansu::start(&dir.path().join("broker")).await;
-    let mut cfg = config(dir.path(), &broker.brokers());
-    cfg.send_timeout_ms = 2_000;
-    let h = Herald::start(cfg.clone()).await;
+    let h = Herald::with(|c| {
+        c.kafka_brokers = broker.brokers();
+        c.send_timeout_ms = 2_000;
+    })
+    .await;
     let total = 2_000;
     let sends = load(std::slice::from_ref(&h.base), total, 16, "outage").await;
     while sends.answered() < total / 4 {
@@ -67,8 +71,8 @@ async fn broker_kill_9_mid_load_gives_503s_then_recovers_without_loss() {
     let mut outage_latencies = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let res = client()
-            .post(h.url("/send"))
+        // Raw: Retry-After is a header.
+        let res = req(Method::POST, &h.url("/send"), None)
             .form(&[("fromID", "1"), ("toID", "2"), ("message", "while down")])
             .send()
             .await
@@ -82,22 +86,19 @@ async fn broker_kill_9_mid_load_gives_503s_then_recovers_without_loss() {
     let mut outcomes = sends.finish().await;
     // Sends work again without restarting Herald.
     let recovered = Instant::now();
-    loop {
-        let res = client()
-            .post(h.url("/api/notifications"))
-            .json(&json!({"from": 2, "to": 1, "message": "after recovery"}))
-            .send()
-            .await
-            .unwrap();
-        if res.status().as_u16() == 202 {
-            break;
+    eventually("sends recovering", Duration::from_secs(30), || async {
+        let (status, body) = call_text(
+            req(Method::POST, &h.url("/api/notifications"), None)
+                .json(&json!({"from": 2, "to": 1, "message": "after recovery"})),
+        )
+        .await;
+        if status == 202 {
+            Ok(())
+        } else {
+            Err(format!("{status} {body}"))
         }
-        assert!(
-            recovered.elapsed() < Duration::from_secs(30),
-            "sends did not recover"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     let recovery = recovered.elapsed();
     outcomes.failed.push("while down".into());
     let rows = settle(&h.cfg, outcomes.acked.len() + 1, Duration::from_secs(60)).await;
@@ -123,36 +124,30 @@ async fn broker_kill_9_mid_load_gives_503s_then_recovers_without_loss() {
 
 #[tokio::test]
 async fn redelivered_records_are_not_stored_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &shared_brokers());
-    let h = Herald::start(cfg.clone()).await;
+    let h = Herald::new().await;
     for i in 0..30 {
-        let res = client()
-            .post(h.url("/api/notifications"))
-            .json(&json!({"from": 1, "to": 3, "message": format!("redelivery {i}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), 202);
+        let (status, body) = call(
+            req(Method::POST, &h.url("/api/notifications"), None)
+                .json(&json!({"from": 1, "to": 3, "message": format!("redelivery {i}")})),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
     }
-    assert_eq!(settle(&cfg, 30, Duration::from_secs(20)).await.len(), 30);
-    h.shutdown().await;
+    assert_eq!(settle(&h.cfg, 30, Duration::from_secs(20)).await.len(), 30);
+    let mut again = h.shutdown().await;
 
     // A new consumer group over the same topic and store sees every record
     // again, as after lost commits.
-    let mut again = cfg.clone();
-    again.group_id = format!("{}-again", cfg.group_id);
-    let h = Herald::start(again.clone()).await;
+    again.cfg.group_id = format!("{}-again", again.cfg.group_id);
+    let h = again.start().await;
     let mut sse = SseClient::connect(&h.url("/api/users/3/events"), None).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while committed_total(&again) < 30 {
-        assert!(
-            Instant::now() < deadline,
-            "the second group did not consume"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let rows = stored_rows(&cfg).await;
+    eventually(
+        "the second group consuming",
+        Duration::from_secs(20),
+        || async { (committed_total(&h.cfg) >= 30).then_some(()) },
+    )
+    .await;
+    let rows = stored_rows(&h.cfg).await;
     assert_eq!(rows.len(), 30, "redelivery stored nothing twice");
     // Nor were they pushed again as new events.
     assert!(sse
@@ -164,8 +159,7 @@ async fn redelivered_records_are_not_stored_twice() {
 
 #[tokio::test]
 async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
     let topic = h.cfg.topic.clone();
     let records = [
         "{not json".to_owned(),
@@ -180,8 +174,14 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
     produce_raw(&h.cfg, &records).await;
     let list = wait_for_count(&h, 1, 1, Duration::from_secs(5)).await;
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["message"], "valid after poison");
-    assert_eq!(list[0]["from"], json!({"id": 4, "name": "Lena"}));
+    assert_eq!(list[0].message, "valid after poison");
+    assert_eq!(
+        list[0].from,
+        User {
+            id: 4,
+            name: "Lena".into()
+        }
+    );
 
     // The five poison records are on the DLQ with headers naming why.
     let dlq: BaseConsumer = ClientConfig::new()

@@ -4,17 +4,20 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use app::model::{Notification, User};
 use common::*;
+use reqwest::Method;
 
 const SENT: &str = r#"{"message":"Notification sent successfully!"}"#;
 const NOT_FOUND: &str = r#"{"message":"User not found"}"#;
 const EMPTY: &str = r#"{"message":"No notifications found for user","notifications":[]}"#;
 
+/// `POST url` with a form, as (status, exact body).
 async fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, String) {
-    let res = client().post(url).form(form).send().await.unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
+    call_text(req(Method::POST, url, None).form(form)).await
 }
 
+/// The `message` of an error body, which must be JSON and have one.
 fn message_of(body: &str) -> String {
     let v: serde_json::Value =
         serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
@@ -26,8 +29,7 @@ fn message_of(body: &str) -> String {
 
 #[tokio::test]
 async fn seed_send_is_stored_listed_and_streamed_within_two_seconds() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
 
     // Emma has nothing yet: the tutorial's empty answer, exactly.
     assert_eq!(
@@ -48,12 +50,18 @@ async fn seed_send_is_stored_listed_and_streamed_within_two_seconds() {
         .next_notification(Duration::from_secs(2))
         .await
         .expect("SSE event within 2 s");
-    let streamed: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
-    assert_eq!(streamed["message"], "Hi Emma!");
-    assert_eq!(streamed["from"], serde_json::json!({"id":2,"name":"Bruno"}));
+    let streamed: Notification = ev.decode();
+    assert_eq!(streamed.message, "Hi Emma!");
+    assert_eq!(
+        streamed.from,
+        User {
+            id: 2,
+            name: "Bruno".into()
+        }
+    );
     assert_eq!(
         ev.id.as_deref(),
-        streamed["id"].as_str(),
+        Some(streamed.id.as_str()),
         "SSE id is the notification id"
     );
 
@@ -78,44 +86,32 @@ async fn seed_send_is_stored_listed_and_streamed_within_two_seconds() {
 
 #[tokio::test]
 async fn seed_send_accepts_json_and_multipart_and_lists_newest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
 
-    let res = client()
-        .post(h.url("/send"))
-        .json(&serde_json::json!({"fromID": 3, "toID": "4", "message": "first"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(res.text().await.unwrap(), SENT);
+    let sent = call_text(
+        req(Method::POST, &h.url("/send"), None)
+            .json(&serde_json::json!({"fromID": 3, "toID": "4", "message": "first"})),
+    )
+    .await;
+    assert_eq!(sent, (200, SENT.to_owned()));
     wait_for_count(&h, 4, 1, Duration::from_secs(5)).await;
 
     let form = reqwest::multipart::Form::new()
         .text("fromID", "1")
         .text("toID", "4")
         .text("message", "second");
-    let res = client()
-        .post(h.url("/send"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
+    let (status, _) = call_text(req(Method::POST, &h.url("/send"), None).multipart(form)).await;
+    assert_eq!(status, 200);
 
     let list = wait_for_count(&h, 4, 2, Duration::from_secs(5)).await;
-    let texts: Vec<_> = list
-        .iter()
-        .map(|n| n["message"].as_str().unwrap())
-        .collect();
+    let texts: Vec<_> = list.iter().map(|n| n.message.as_str()).collect();
     assert_eq!(texts, ["second", "first"], "newest first");
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn seed_errors_are_json_and_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
     let send = h.url("/send");
 
     let (status, body) =
@@ -153,15 +149,14 @@ async fn seed_errors_are_json_and_change_nothing() {
     let (status, body) = post_form(&send, &[("fromID", "2"), ("toID", "1")]).await;
     assert_eq!(status, 400, "{body}");
 
-    let res = client()
-        .post(&send)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 400);
-    message_of(&res.text().await.unwrap());
+    let (status, body) = call_text(
+        req(Method::POST, &send, None)
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    message_of(&body);
 
     let (status, body) = get(&h.url("/notifications/abc")).await;
     assert_eq!(status, 400);
@@ -180,7 +175,7 @@ async fn seed_errors_are_json_and_change_nothing() {
     );
     let list = wait_for_count(&h, 1, 1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let list_after = wait_for_count(&h, 1, 2, Duration::from_millis(1)).await;
+    let list_after = inbox(&h, 1).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list_after.len(), 1, "rejected sends must not be stored");
     h.shutdown().await;

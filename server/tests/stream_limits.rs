@@ -3,16 +3,17 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
+use reqwest::Method;
 
 /// Open a stream of `user` with their token; the status and, unless 200,
 /// the answer.
 async fn open(h: &Herald, user: i64) -> (u16, Option<String>, reqwest::Response) {
-    let res = client()
-        .get(h.url(&format!("/api/users/{user}/events")))
-        .bearer_auth(token(user))
+    // Raw: the stream stays open while the answer is held.
+    let url = h.url(&format!("/api/users/{user}/events"));
+    let res = req(Method::GET, &url, Some(&token(user)))
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -27,12 +28,13 @@ async fn open(h: &Herald, user: i64) -> (u16, Option<String>, reqwest::Response)
 
 #[tokio::test]
 async fn streams_beyond_the_limits_get_429_and_closed_ones_free_their_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = secured_config(dir.path(), &shared_brokers());
-    cfg.max_streams_per_user = 2;
-    cfg.max_streams = 3;
-    cfg.sse_keepalive_secs = 1;
-    let h = Herald::start(cfg).await;
+    let h = Herald::with(|c| {
+        secure(c);
+        c.max_streams_per_user = 2;
+        c.max_streams = 3;
+        c.sse_keepalive_secs = 1;
+    })
+    .await;
 
     let (a, _, first) = open(&h, 1).await;
     let (b, _, _second) = open(&h, 1).await;
@@ -42,10 +44,7 @@ async fn streams_beyond_the_limits_get_429_and_closed_ones_free_their_place() {
     assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() > 0));
     let body: serde_json::Value = res.json().await.unwrap();
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("this user has too many open streams"),
+        message(&body).contains("this user has too many open streams"),
         "{body}"
     );
 
@@ -56,27 +55,18 @@ async fn streams_beyond_the_limits_get_429_and_closed_ones_free_their_place() {
     assert_eq!(status, 429);
     let body: serde_json::Value = res.json().await.unwrap();
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("this instance has too many"),
+        message(&body).contains("this instance has too many"),
         "{body}"
     );
 
     // Closing one of Emma's streams frees a place (once the server notices,
     // at the latest with the next keep-alive).
     drop(first);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, _, _again) = open(&h, 1).await;
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the closed stream kept its place"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the closed stream freeing its place",
+        Duration::from_secs(10),
+        || async { (open(&h, 1).await.0 == 200).then_some(()) },
+    )
+    .await;
     h.shutdown().await;
 }

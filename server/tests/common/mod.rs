@@ -6,6 +6,7 @@
 //! stop the broker start their own with [`Tansu::start`] (`TANSU_BIN`).
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,8 +16,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use app::model::Notification;
 use futures::StreamExt;
+use herald::config::AuthMode;
 use herald::{leptos_options, start, Config, Running};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -65,16 +70,23 @@ pub fn store_url(dir: &Path) -> String {
     }
 }
 
-/// [`config`] with auth on, a known secret and the default rate limit.
-pub fn secured_config(dir: &Path, brokers: &str) -> Config {
-    let mut cfg = config(dir, brokers);
-    cfg.auth = herald::config::AuthMode::On;
+/// Auth on, a known secret ([`TEST_SECRET`]) and the default rate limit:
+/// `Herald::with(secure)`.
+pub fn secure(cfg: &mut Config) {
+    cfg.auth = AuthMode::On;
     cfg.jwt_secret = Some(TEST_SECRET.into());
     cfg.rate_limit_burst = 60;
+}
+
+/// [`config`] made [`secure`], for tests that build the configuration
+/// themselves (several instances on one store).
+pub fn secured_config(dir: &Path, brokers: &str) -> Config {
+    let mut cfg = config(dir, brokers);
+    secure(&mut cfg);
     cfg
 }
 
-/// The token secret of [`secured_config`].
+/// The token secret of [`secure`].
 pub const TEST_SECRET: &str = "herald-test-secret-0123456789abcdef";
 
 /// A Herald instance serving on an ephemeral port.
@@ -82,9 +94,49 @@ pub struct Herald {
     pub running: Running,
     pub base: String,
     pub cfg: Config,
+    /// The temporary directory of its store when the fixture made one
+    /// ([`Herald::new`]); last, so it is removed after the server stopped.
+    dir: Option<tempfile::TempDir>,
+}
+
+/// A Herald that was shut down: its configuration and its store, to start
+/// again (after a look at the broker, or with a changed setting).
+pub struct Stopped {
+    pub cfg: Config,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Stopped {
+    /// Start again on this configuration and the same store.
+    pub async fn start(self) -> Herald {
+        let mut h = Herald::start(self.cfg).await;
+        h.dir = self.dir;
+        h
+    }
 }
 
 impl Herald {
+    /// A Herald of its own ([`config`]: own topic, group and store, auth
+    /// and rate limits off) in a temporary directory it removes when dropped.
+    pub async fn new() -> Herald {
+        Herald::with(|_| {}).await
+    }
+
+    /// Like [`Herald::new`], with `tune` applied to the configuration first
+    /// (`Herald::with(secure)`).
+    pub async fn with(tune: impl FnOnce(&mut Config)) -> Herald {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), &shared_brokers());
+        tune(&mut cfg);
+        Stopped {
+            cfg,
+            dir: Some(dir),
+        }
+        .start()
+        .await
+    }
+
+    /// Start on `cfg` as it is (the caller owns whatever directory it names).
     pub async fn start(cfg: Config) -> Herald {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -99,19 +151,38 @@ impl Herald {
             base: format!("http://{}", running.addr),
             running,
             cfg,
+            dir: None,
         }
     }
 
+    /// `path` on this instance.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn shutdown(self) -> Config {
+    /// Shut down gracefully (the consumer commits what it stored); the
+    /// store stays for [`Stopped::start`].
+    pub async fn shutdown(self) -> Stopped {
         self.running.shutdown().await;
-        self.cfg
+        Stopped {
+            cfg: self.cfg,
+            dir: self.dir,
+        }
+    }
+
+    /// Shut down and start again on the same configuration and store.
+    pub async fn restart(self) -> Herald {
+        self.shutdown().await.start().await
+    }
+
+    /// A token for `user` when auth is on (none when it is off).
+    fn token_for(&self, user: i64) -> Option<String> {
+        (self.cfg.auth == AuthMode::On).then(|| token(user))
     }
 }
 
+/// The HTTP client of every helper (a 20 s timeout, so a hung answer fails
+/// the test instead of hanging it).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -119,29 +190,142 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// `GET url` as (status, body text).
-pub async fn get(url: &str) -> (u16, String) {
-    let res = client().get(url).send().await.unwrap();
+/// What a probe of [`eventually`] answers: done with a value, or not yet
+/// (with, for a `Result`, why not, shown if time runs out).
+pub trait Attempt {
+    /// The value once done.
+    type Value;
+    /// `Ok` when done, otherwise what the last try saw, if anything.
+    fn done(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl<T> Attempt for Option<T> {
+    type Value = T;
+    fn done(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: std::fmt::Display> Attempt for Result<T, E> {
+    type Value = T;
+    fn done(self) -> Result<T, Option<String>> {
+        self.map_err(|e| Some(e.to_string()))
+    }
+}
+
+/// Try `probe` every 50 ms until it is done (`Some`/`Ok`) and return its
+/// value; fail naming `what` (and the last `Err`) if `within` runs out.
+pub async fn eventually<F, Fut>(
+    what: &str,
+    within: Duration,
+    mut probe: F,
+) -> <Fut::Output as Attempt>::Value
+where
+    F: FnMut() -> Fut,
+    Fut: Future,
+    Fut::Output: Attempt,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let last = match probe().await.done() {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            match last {
+                Some(last) => panic!("{what}: not within {within:?}; last: {last}"),
+                None => panic!("{what}: not within {within:?}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A request with `method` to `url`, as `token`'s user (none: anonymous).
+pub fn req(method: Method, url: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    let r = client().request(method, url);
+    match token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    }
+}
+
+/// Send and read the answer as (status, body text): for answers whose
+/// exact bytes are the contract (the Go tutorial's), pages and metrics.
+pub async fn call_text(r: reqwest::RequestBuilder) -> (u16, String) {
+    let res = r.send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-/// Poll `GET /api/users/{user}/notifications` until it lists `n` items.
+/// Send and read the answer as (status, JSON body); a non-JSON body fails.
+pub async fn call(r: reqwest::RequestBuilder) -> (u16, Value) {
+    let (status, text) = call_text(r).await;
+    if text.is_empty() {
+        return (status, Value::Null);
+    }
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// Send and decode the answer into `T` (a model type); an answer that is
+/// not a `T` (an error, say) fails with its status and body.
+pub async fn call_as<T: DeserializeOwned>(r: reqwest::RequestBuilder) -> (u16, T) {
+    let (status, text) = call_text(r).await;
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "answer {status} is not a {} ({e}): {text}",
+            std::any::type_name::<T>()
+        )
+    });
+    (status, body)
+}
+
+/// `GET url` anonymously as (status, body text): `call_text` of a plain GET.
+pub async fn get(url: &str) -> (u16, String) {
+    call_text(req(Method::GET, url, None)).await
+}
+
+/// The `message` of an error answer (`{"message": …}`; empty if none).
+pub fn message(body: &Value) -> &str {
+    body["message"].as_str().unwrap_or_default()
+}
+
+/// `user`'s inbox now (newest first, up to 200), read as `user` when auth
+/// is on.
+pub async fn inbox(h: &Herald, user: i64) -> Vec<Notification> {
+    let url = h.url(&format!("/api/users/{user}/notifications?limit=200"));
+    let (status, page) =
+        call_as::<app::model::Page>(req(Method::GET, &url, h.token_for(user).as_deref())).await;
+    assert_eq!(status, 200, "inbox of {user}");
+    page.notifications
+}
+
+/// Wait until `user`'s inbox lists at least `n` notifications; the list.
 pub async fn wait_for_count(
     h: &Herald,
     user: i64,
     n: usize,
     within: Duration,
-) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + within;
-    loop {
-        let (_, body) = get(&h.url(&format!("/api/users/{user}/notifications"))).await;
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let list = v["notifications"].as_array().cloned().unwrap_or_default();
-        if list.len() >= n || Instant::now() >= deadline {
-            return list;
+) -> Vec<Notification> {
+    let what = format!("{n} notifications in the inbox of {user}");
+    eventually(&what, within, || async {
+        let list = inbox(h, user).await;
+        if list.len() >= n {
+            Ok(list)
+        } else {
+            Err(format!("{} listed", list.len()))
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
+}
+
+/// Wait (at most 10 s) until `user`'s inbox holds `n` notifications, and
+/// check it holds no more.
+pub async fn wait_for_inbox(h: &Herald, user: i64, n: usize) -> Vec<Notification> {
+    let list = wait_for_count(h, user, n, Duration::from_secs(10)).await;
+    assert_eq!(list.len(), n, "inbox of {user}: {list:?}");
+    list
 }
 
 /// A counter's value in a Prometheus text exposition (0 when absent).
@@ -155,18 +339,16 @@ pub fn counter(metrics: &str, name: &str) -> f64 {
 /// Poll `/metrics` until the counter `name` reaches `at_least`; returns the
 /// exposition that showed it.
 pub async fn wait_for_counter(h: &Herald, name: &str, at_least: f64, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
+    let what = format!("{name} reaching {at_least}");
+    eventually(&what, within, || async {
         let (_, body) = get(&h.url("/metrics")).await;
         if counter(&body, name) >= at_least {
-            return body;
+            Ok(body)
+        } else {
+            Err(format!("\n{body}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{name} stayed below {at_least}:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// One parsed Server-Sent Event.
@@ -178,6 +360,21 @@ pub struct SseEvent {
     pub retry: Option<u64>,
 }
 
+impl SseEvent {
+    /// The data decoded as `T` (a model type: `Notification`, `Counts`,
+    /// `StateEvent`).
+    pub fn decode<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| {
+            panic!(
+                "{:?} event is not a {} ({e}): {}",
+                self.event,
+                std::any::type_name::<T>(),
+                self.data
+            )
+        })
+    }
+}
+
 /// A minimal SSE reader over a reqwest response, for assertions on the wire
 /// format itself (a spec-following client such as `eventsource-stream`, which
 /// herald-bench uses, hides frames like a lone `retry:` that tests check).
@@ -187,6 +384,7 @@ pub struct SseClient {
 }
 
 impl SseClient {
+    /// Connect anonymously, resuming after `last_event_id` if given.
     pub async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
         let mut req = reqwest::Client::new().get(url);
         if let Some(id) = last_event_id {
@@ -281,6 +479,7 @@ pub struct Tansu {
     child: Option<tokio::process::Child>,
 }
 
+/// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
@@ -290,6 +489,7 @@ pub fn free_port() -> u16 {
 }
 
 impl Tansu {
+    /// Its broker list, for `Config::kafka_brokers`.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -331,14 +531,11 @@ impl Tansu {
             .spawn()
             .expect("tansu starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "tansu did not listen");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let port = self.port;
+        eventually("tansu listening", Duration::from_secs(10), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+        })
+        .await;
     }
 
     /// `kill -9` the broker.
@@ -416,16 +613,11 @@ impl HeraldProcess {
             cmd.stdout(Stdio::piped());
         }
         self.child = Some(cmd.spawn().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while client()
-            .get(format!("{}/api/health", self.base))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "server did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let health = format!("{}/api/health", self.base);
+        eventually("the server serving", Duration::from_secs(60), || {
+            req(Method::GET, &health, None).send()
+        })
+        .await;
     }
 
     /// `kill -9`.
@@ -497,13 +689,6 @@ pub fn committed_total(cfg: &Config) -> i64 {
         .unwrap_or(0)
 }
 
-/// `POST url` with a JSON body: (status, JSON answer).
-pub async fn post_json(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let res = client().post(url).json(&body).send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.expect("JSON answer"))
-}
-
 /// Every stored row of a Herald store (SQLite file, read-only, or
 /// PostgreSQL database), for checks the API does not offer (duplicates).
 pub async fn stored_rows(cfg: &Config) -> Vec<(String, String)> {
@@ -534,7 +719,9 @@ pub async fn stored_rows(cfg: &Config) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Wait until the store holds at least `n` rows and stopped growing.
+/// Wait until the store holds at least `n` rows and stopped growing; the
+/// rows, also when `within` ran out first (unlike [`eventually`] it does
+/// not fail then: the caller's exactly-once check says what is missing).
 pub async fn settle(cfg: &Config, n: usize, within: Duration) -> Vec<(String, String)> {
     let deadline = Instant::now() + within;
     let mut last = 0;
@@ -635,58 +822,12 @@ pub fn token_with(secret: &str, user: i64, ttl_secs: i64) -> String {
     .unwrap()
 }
 
-/// A valid token for `user` under [`secured_config`].
+/// A valid token for `user` under [`secure`].
 pub fn token(user: i64) -> String {
     token_with(TEST_SECRET, user, 3600)
 }
 
-/// A request with `method` to `url`, as `token`'s user (none: anonymous).
-pub fn req(method: reqwest::Method, url: &str, token: Option<&str>) -> reqwest::RequestBuilder {
-    let r = client().request(method, url);
-    match token {
-        Some(t) => r.bearer_auth(t),
-        None => r,
-    }
-}
-
-/// Send and read the answer as (status, JSON body); a non-JSON body fails.
-pub async fn call(r: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
-    let res = r.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    if text.is_empty() {
-        return (status, serde_json::Value::Null);
-    }
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {text}"));
-    (status, body)
-}
-
-/// Wait until `user`'s inbox (read with `token`) holds `n` notifications.
-pub async fn wait_for_inbox(
-    h: &Herald,
-    token: &str,
-    user: i64,
-    n: usize,
-) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = call(req(
-            reqwest::Method::GET,
-            &h.url(&format!("/api/users/{user}/notifications?limit=200")),
-            Some(token),
-        ))
-        .await;
-        assert_eq!(status, 200, "{body}");
-        let list = body["notifications"].as_array().unwrap().clone();
-        if list.len() >= n || Instant::now() > deadline {
-            assert_eq!(list.len(), n, "inbox of {user}: {body}");
-            return list;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
+/// What became of the sends of a [`load`].
 #[derive(Default)]
 pub struct Outcomes {
     /// (notification id, message) of every 2xx.
