@@ -11,8 +11,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn a_cross_site_page_cannot_send_mark_or_delete_with_the_cookie() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(secured_config(dir.path(), &shared_brokers())).await;
+    let h = Herald::with(secure).await;
     let emma = format!("herald_session={}", token(1));
     let bruno = format!("herald_session={}", token(2));
     let host = h.base.trim_start_matches("http://").to_owned();
@@ -36,10 +35,7 @@ async fn a_cross_site_page_cannot_send_mark_or_delete_with_the_cookie() {
     let (status, body) =
         call(with(Method::POST, "/api/notifications", &bruno, &evil).json(&send)).await;
     assert_eq!(status, 403, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("cross-site"),
-        "{body}"
-    );
+    assert!(message(&body).contains("cross-site"), "{body}");
     let form = [("fromID", "2"), ("toID", "1"), ("message", "free prizes")];
     let (status, _) = call(with(Method::POST, "/send", &bruno, &evil).form(&form)).await;
     assert_eq!(status, 403);
@@ -77,7 +73,7 @@ async fn a_cross_site_page_cannot_send_mark_or_delete_with_the_cookie() {
     ]))
     .await;
     assert_eq!(status, 200);
-    wait_for_inbox(&h, &token(1), 1, 2).await;
+    wait_for_inbox(&h, 1, 2).await;
 
     // Emma's read state and inbox are as safe as sends.
     let patch = format!("/api/notifications/{id}");
@@ -129,10 +125,9 @@ async fn a_cross_site_page_cannot_send_mark_or_delete_with_the_cookie() {
 
 #[tokio::test]
 async fn the_tutorials_send_reads_forms_and_json_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let h = Herald::start(config(dir.path(), &shared_brokers())).await;
+    let h = Herald::new().await;
     let raw = |ctype: Option<&str>, body: &'static str| {
-        let mut r = client().post(h.url("/send")).body(body);
+        let mut r = req(Method::POST, &h.url("/send"), None).body(body);
         if let Some(t) = ctype {
             r = r.header("content-type", t);
         }
@@ -141,7 +136,7 @@ async fn the_tutorials_send_reads_forms_and_json_only() {
     // What a cross-site <form enctype="text/plain"> sends.
     let (status, body) = raw(Some("text/plain"), "fromID=2&toID=1&message=x").await;
     assert_eq!(status, 415, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("form"), "{body}");
+    assert!(message(&body).contains("form"), "{body}");
     let (status, _) = raw(None, "fromID=2&toID=1&message=x").await;
     assert_eq!(status, 415);
     // The tutorial's own curl (`-d`) and no body at all answer as before.

@@ -12,12 +12,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A Herald whose header timeout is one second.
-async fn impatient(tweak: impl FnOnce(&mut herald::config::Config)) -> (Herald, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path(), &shared_brokers());
-    cfg.header_read_timeout_ms = 1_000;
-    tweak(&mut cfg);
-    (Herald::start(cfg).await, dir)
+async fn impatient(tweak: impl FnOnce(&mut herald::config::Config)) -> Herald {
+    Herald::with(|cfg| {
+        cfg.header_read_timeout_ms = 1_000;
+        tweak(cfg);
+    })
+    .await
 }
 
 fn addr(h: &Herald) -> String {
@@ -41,7 +41,7 @@ async fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
 
 #[tokio::test]
 async fn clients_that_never_finish_their_headers_are_cut_off_and_slow_nobody() {
-    let (h, _dir) = impatient(|_| {}).await;
+    let h = impatient(|_| {}).await;
     let mut slow = Vec::new();
     for _ in 0..200 {
         let mut c = TcpStream::connect(addr(&h)).await.unwrap();
@@ -67,7 +67,7 @@ async fn clients_that_never_finish_their_headers_are_cut_off_and_slow_nobody() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let (h, _dir) = impatient(|_| {}).await;
+    let h = impatient(|_| {}).await;
     let mut c = TcpStream::connect(addr(&h)).await.unwrap();
     c.write_all(b"GET /api/health HTTP/1.1\r\nHost: herald\r\n\r\n")
         .await
@@ -85,7 +85,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn a_body_that_trickles_in_ends_with_503_but_streams_stay_open() {
-    let (h, _dir) = impatient(|cfg| cfg.request_timeout_ms = 1_000).await;
+    let h = impatient(|cfg| cfg.request_timeout_ms = 1_000).await;
     let mut c = TcpStream::connect(addr(&h)).await.unwrap();
     c.write_all(
         b"POST /api/notifications HTTP/1.1\r\nHost: herald\r\n\
@@ -105,9 +105,9 @@ async fn a_body_that_trickles_in_ends_with_503_but_streams_stay_open() {
     let mut sse = SseClient::connect(&h.url("/api/users/1/events"), None).await;
     sse.next(Duration::from_secs(2)).await.expect("counts");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let (status, _) = post_json(
-        &h.url("/api/notifications"),
-        serde_json::json!({"from": 2, "to": 1, "message": "still there?"}),
+    let (status, _) = call(
+        req(reqwest::Method::POST, &h.url("/api/notifications"), None)
+            .json(&serde_json::json!({"from": 2, "to": 1, "message": "still there?"})),
     )
     .await;
     assert_eq!(status, 202);
@@ -115,13 +115,16 @@ async fn a_body_that_trickles_in_ends_with_503_but_streams_stay_open() {
         .next_notification(Duration::from_secs(5))
         .await
         .expect("the stream outlived the request timeout");
-    assert!(ev.data.contains("still there?"), "{ev:?}");
+    assert_eq!(
+        ev.decode::<app::model::Notification>().message,
+        "still there?"
+    );
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_closes() {
-    let (h, _dir) = impatient(|cfg| cfg.max_connections = 3).await;
+    let h = impatient(|cfg| cfg.max_connections = 3).await;
     let mut idle = Vec::new();
     for _ in 0..3 {
         idle.push(TcpStream::connect(addr(&h)).await.unwrap());
