@@ -37,6 +37,10 @@
 //!   `session`, `ops`), `sse`: HTTP handlers.
 //! - `router`: [`app`] builds the router (REST routes registered from their
 //!   OpenAPI annotations, see [`api_routes`]) and serves the OpenAPI document.
+//! - `csrf`: unsafe requests another site's page makes with the cookie are
+//!   refused.
+//! - `serve`: accepting connections, with header and idle timeouts and a
+//!   connection cap.
 //! - this file: the map above, [`AppState`], and [`start`], which wires
 //!   everything.
 
