@@ -190,6 +190,18 @@ impl Auth {
             .ok_or_else(|| ServiceError::Unauthorized("the token's `sub` is not a user id".into()))
     }
 
+    /// When the token of these headers stops being accepted (its `exp`
+    /// plus the clock leeway), if they carry a valid one. A stream opened
+    /// with it ends then: the browser reconnects with whatever cookie it
+    /// has by then, and a revoked or expired session gets its 401.
+    pub fn expiry(&self, headers: &HeaderMap) -> Option<SystemTime> {
+        let token = token_from(headers).ok()??;
+        let data = jsonwebtoken::decode::<Claims>(&token, &self.decoding, &self.validation).ok()?;
+        // Validation compares whole seconds: the token passes through the
+        // second `exp + leeway`, and fails from the next one.
+        Some(UNIX_EPOCH + Duration::from_secs(data.claims.exp + self.validation.leeway + 1))
+    }
+
     /// Who sent a request with these headers. A present token must be
     /// valid even when auth is off (a broken token is a bug worth hearing
     /// about); a missing one is [`Principal::Anyone`] only when auth is off.

@@ -280,6 +280,15 @@ impl Service {
             .map_err(store_error)
     }
 
+    /// When the credentials of these headers expire (see
+    /// [`Auth::expiry`](crate::auth::Auth::expiry)); `None` without a token.
+    pub fn credentials_expire(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<std::time::SystemTime> {
+        self.shared.auth.expiry(headers)
+    }
+
     /// Readiness: the broker answers metadata requests and the store takes
     /// writes. Each part is `Ok` or the reason it is not ready. Answers are
     /// reused for [`READINESS_TTL`].

@@ -10,6 +10,9 @@
 //!   the resume point.
 //! - `counts`: `{"unread":N,"total":M,"version":V}`, first on connect and
 //!   after each burst of notifications.
+//!
+//! A stream ends when the token that opened it expires; the browser
+//! reconnects with its current cookie (and resumes), or gets 401.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -70,9 +73,23 @@ pub async fn events(
         .filter(|s| !s.is_empty())
         .or(query.since);
     let inbox = state.service.subscribe(who, user, after.as_deref()).await?;
+    // A stream lives no longer than the token that opened it.
+    let expires = state.service.credentials_expire(&headers).map(|at| {
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::sleep(left)
+    });
+    let expired = async move {
+        match expires {
+            Some(sleep) => sleep.await,
+            None => std::future::pending().await,
+        }
+    };
     let events = inbox.map(|e| Ok::<_, Infallible>(to_sse(e)));
     let body = stream::once(async { Ok(Event::default().retry(RETRY)) })
         .chain(events)
+        .take_until(expired)
         // End the stream at shutdown so graceful shutdown can finish.
         .take_until(state.shutdown.clone().cancelled_owned());
     // Tell nginx-like proxies in front of several instances not to buffer

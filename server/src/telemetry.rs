@@ -13,6 +13,10 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often the recorder's histogram samples are drained when nobody
+/// scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A series: name, help text, and its label with every value it can take
 /// (no label: one series).
 type Series = (
@@ -155,6 +159,21 @@ pub fn install() {
     HANDLE.get_or_init(|| match PrometheusBuilder::new().install_recorder() {
         Ok(handle) => {
             describe();
+            // Histogram samples pile up in the recorder until a scrape or an
+            // upkeep drains them into their summaries; without a scraper
+            // memory would grow with every send. (`install_recorder` leaves
+            // upkeep to us; a plain thread, as the recorder outlives any one
+            // runtime.)
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "metrics upkeep thread not started");
+            }
             Some(handle)
         }
         Err(e) => {

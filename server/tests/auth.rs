@@ -143,6 +143,40 @@ async fn a_user_cannot_read_stream_or_change_someone_elses_inbox() {
 }
 
 #[tokio::test]
+async fn a_stream_ends_when_the_token_that_opened_it_expires() {
+    let h = Herald::with(secure).await;
+    let events = h.url("/api/users/1/events");
+    // Valid for two more seconds (plus the five of clock leeway).
+    let short = token_with(TEST_SECRET, 1, 2);
+    let mut brief = SseClient::connect_as(&events, &short).await;
+    let mut long = SseClient::connect_as(&events, &token(1)).await;
+    assert!(brief
+        .next_of("counts", Duration::from_secs(2))
+        .await
+        .is_some());
+    assert!(
+        brief.ends_within(Duration::from_secs(15)).await,
+        "the stream outlived its token"
+    );
+    // The same token cannot open a new one, and a stream with a fresh
+    // token is still live.
+    let (status, _) = call(req(Method::GET, &events, Some(&short))).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(
+        req(Method::POST, &h.url("/api/notifications"), Some(&token(2)))
+            .json(&json!({"to": 1, "message": "still here"})),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let ev = long
+        .next_notification(Duration::from_secs(5))
+        .await
+        .expect("the stream with a valid token lives on");
+    assert_eq!(ev.decode::<Notification>().message, "still here");
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_sender_is_the_token_user() {
     let h = Herald::with(secure).await;
     let emma = token(1);

@@ -454,6 +454,19 @@ impl SseClient {
         }
     }
 
+    /// Whether the server ends the stream within `within` (events before
+    /// the end are skipped).
+    pub async fn ends_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// Next `notification` event.
     pub async fn next_notification(&mut self, within: Duration) -> Option<SseEvent> {
         self.next_of("notification", within).await
