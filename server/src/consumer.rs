@@ -28,6 +28,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -35,13 +36,21 @@ use app::model::{is_acceptable_id, Notification, User};
 
 use crate::config::Config;
 use crate::delivery::Ledger;
-use crate::kafka::{base_config, DeadLetter, Producer, Record};
+use crate::kafka::{base_config, is_permanent, DeadLetter, Original, Producer, Record};
 use crate::service::check_message;
 use crate::store::Source;
 use crate::writer::{Origin, Writer};
 
 /// Bound on committing and leaving the group at shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tries at producing a dead letter (each bounded by the send timeout)
+/// before the next fallback: a full copy, then a truncated one, then a
+/// counted skip.
+const DLQ_ATTEMPTS: u32 = 3;
+
+/// Bytes of the value (and of the key) a truncated dead letter keeps.
+const TRUNCATED_BYTES: usize = 1024;
 
 /// Most records written in one transaction.
 pub const BATCH_MAX: usize = 500;
@@ -356,6 +365,7 @@ async fn handle_batch(
     shutdown: &CancellationToken,
 ) -> bool {
     let mut good = Vec::with_capacity(batch.len());
+    let mut unusable = Vec::new();
     for msg in batch {
         let src = Source {
             partition: msg.partition(),
@@ -367,13 +377,28 @@ async fn handle_batch(
         }
         match decode(msg, targets) {
             Ok(n) => good.push((n, src)),
-            Err(reject) => {
-                if !dead_letter(msg, &reject, targets, shutdown).await {
-                    return false;
-                }
-            }
+            Err(reject) => unusable.push((msg, reject)),
         }
     }
+    // The dead letters go out together (one produce round trip for all of
+    // them, not one acknowledgement wait each) while the valid records are
+    // written: junk in a batch does not hold up the notifications in it.
+    let letters = futures::future::join_all(
+        unusable
+            .iter()
+            .map(|(msg, why)| dead_letter(msg, why, targets, shutdown)),
+    );
+    let (lettered, written) = tokio::join!(letters, write(good, targets, shutdown));
+    lettered.into_iter().all(|done| done) && written
+}
+
+/// Write `good` in one transaction, retrying until the store takes it.
+/// Returns false only when shutdown interrupted a retry.
+async fn write(
+    mut good: Vec<(Notification, Source)>,
+    targets: &Targets,
+    shutdown: &CancellationToken,
+) -> bool {
     if good.is_empty() {
         return true;
     }
@@ -456,7 +481,12 @@ fn decode(msg: &BorrowedMessage<'_>, targets: &Targets) -> Result<Notification, 
     Ok(record.into_notification(&targets.topic, msg.partition(), msg.offset(), timestamp))
 }
 
-/// Copy `msg` to the dead-letter topic, retrying until acknowledged.
+/// Copy `msg` to the dead-letter topic. A copy the topic refuses (too
+/// large, not allowed, or still failing after [`DLQ_ATTEMPTS`]) is sent
+/// again truncated to [`TRUNCATED_BYTES`], with the original's size and
+/// SHA-256 in headers; if that fails too, the record is skipped, counted and
+/// logged with its position (it stays on the source topic until its
+/// retention ends). Either way consumption goes on within seconds.
 /// Returns false only when shutdown interrupted the retries.
 async fn dead_letter(
     msg: &BorrowedMessage<'_>,
@@ -471,33 +501,89 @@ async fn dead_letter(
         dlq = %targets.dlq,
         "unusable record sent to the dead-letter topic"
     );
-    let letter = DeadLetter {
+    let mut letter = DeadLetter {
         error: &why.detail,
         topic: msg.topic(),
         partition: msg.partition(),
         offset: msg.offset(),
         key: msg.key(),
         payload: msg.payload(),
+        original: None,
     };
+    let refused = match send_bounded(&letter, targets, shutdown).await {
+        Ok(()) => {
+            metrics::counter!("herald_dead_letters_total", "reason" => why.kind).increment(1);
+            return true;
+        }
+        Err(None) => return false,
+        Err(Some(e)) => e,
+    };
+    let value = msg.payload().unwrap_or_default();
+    let original = Original {
+        size: value.len(),
+        sha256: format!("{:x}", Sha256::digest(value)),
+    };
+    tracing::warn!(
+        partition = msg.partition(),
+        offset = msg.offset(),
+        size = original.size,
+        error = %refused,
+        "the dead-letter topic refused the record; sending a truncated copy"
+    );
+    letter.payload = Some(&value[..value.len().min(TRUNCATED_BYTES)]);
+    letter.key = msg.key().map(|k| &k[..k.len().min(TRUNCATED_BYTES)]);
+    letter.original = Some(original.clone());
+    match send_bounded(&letter, targets, shutdown).await {
+        Ok(()) => {
+            metrics::counter!("herald_dead_letters_total", "reason" => why.kind).increment(1);
+            metrics::counter!("herald_dead_letters_truncated_total").increment(1);
+            true
+        }
+        Err(None) => false,
+        Err(Some(e)) => {
+            metrics::counter!("herald_dead_letters_dropped_total").increment(1);
+            tracing::error!(
+                topic = msg.topic(),
+                partition = msg.partition(),
+                offset = msg.offset(),
+                size = original.size,
+                sha256 = %original.sha256,
+                reason = %why.detail,
+                error = %e,
+                "unusable record skipped: the dead-letter topic refused even a truncated copy"
+            );
+            true
+        }
+    }
+}
+
+/// Produce `letter`, up to [`DLQ_ATTEMPTS`] times unless the error is
+/// permanent. `Err(None)`: shutdown came first.
+async fn send_bounded(
+    letter: &DeadLetter<'_>,
+    targets: &Targets,
+    shutdown: &CancellationToken,
+) -> Result<(), Option<KafkaError>> {
     let mut backoff = Duration::from_millis(100);
+    let mut attempt = 1;
     loop {
-        match targets
+        let e = match targets
             .producer
-            .send_dead_letter(&targets.dlq, &letter)
+            .send_dead_letter(&targets.dlq, letter)
             .await
         {
-            Ok(()) => {
-                metrics::counter!("herald_dead_letters_total", "reason" => why.kind).increment(1);
-                return true;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "dead-letter produce failed, retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return false,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if attempt >= DLQ_ATTEMPTS || is_permanent(&e) {
+            return Err(Some(e));
         }
+        tracing::warn!(error = %e, attempt, "dead-letter produce failed, retrying");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(None),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff *= 2;
+        attempt += 1;
     }
 }

@@ -309,6 +309,22 @@ impl Producer {
                 key: "herald.source.offset",
                 value: Some(&letter.offset.to_string()),
             });
+        let headers = match &letter.original {
+            None => headers,
+            Some(o) => headers
+                .insert(Header {
+                    key: "herald.truncated",
+                    value: Some("true"),
+                })
+                .insert(Header {
+                    key: "herald.original.size",
+                    value: Some(&o.size.to_string()),
+                })
+                .insert(Header {
+                    key: "herald.original.sha256",
+                    value: Some(o.sha256.as_str()),
+                }),
+        };
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq).headers(headers);
         if let Some(key) = letter.key {
             record = record.key(key);
@@ -396,8 +412,38 @@ pub struct DeadLetter<'a> {
     pub offset: i64,
     /// The record's key, unchanged.
     pub key: Option<&'a [u8]>,
-    /// The record's value, unchanged.
+    /// The record's value, unchanged, or its start in a truncated copy.
     pub payload: Option<&'a [u8]>,
+    /// Set on a truncated copy: what the whole value was.
+    pub original: Option<Original>,
+}
+
+/// Size and SHA-256 (hex) of a record value a truncated dead letter
+/// carries only the start of, so the original can be found on the source
+/// topic and checked.
+#[derive(Debug, Clone)]
+pub struct Original {
+    /// Bytes of the whole value.
+    pub size: usize,
+    /// SHA-256 of the whole value, lower-case hex.
+    pub sha256: String,
+}
+
+/// Produce errors that the same record will meet again however often it is
+/// retried.
+pub fn is_permanent(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e,
+        KafkaError::MessageProduction(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::InvalidRecord
+                | C::MessageBatchTooLarge
+                | C::InvalidTopic
+                | C::TopicAuthorizationFailed
+        )
+    )
 }
 
 /// Failures after which the client's producer state may be stale (timeouts

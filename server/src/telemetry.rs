@@ -56,6 +56,16 @@ pub const COUNTERS: &[Series] = &[
         )),
     ),
     (
+        "herald_dead_letters_truncated_total",
+        "Dead letters sent as a truncated copy (the topic refused the whole record)",
+        None,
+    ),
+    (
+        "herald_dead_letters_dropped_total",
+        "Unusable records skipped because the dead-letter topic refused even a truncated copy",
+        None,
+    ),
+    (
         "herald_duplicate_records_total",
         "Records the consumer found already stored",
         None,

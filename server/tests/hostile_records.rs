@@ -81,3 +81,86 @@ async fn ids_that_could_break_a_stream_and_messages_the_api_refuses_are_dead_let
     }
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_record_too_large_for_the_dead_letter_topic_goes_there_truncated_and_the_next_is_stored()
+{
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use sha2::{Digest, Sha256};
+
+    let h = Herald::new().await;
+    // 1.5 MB of junk: the topic takes it (this producer allows 4 MB), but
+    // Herald's producer, with Kafka's default 1 MB limit, cannot copy it.
+    let junk = "x".repeat(1_500_000);
+    let big: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &h.cfg.kafka_brokers)
+        .set("message.max.bytes", "4000000")
+        .create()
+        .unwrap();
+    for payload in [junk.clone(), record(json!({"message": "behind the junk"}))] {
+        big.send(
+            FutureRecord::to(&h.cfg.topic).key("1").payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    }
+    let list = wait_for_count(&h, 1, 1, Duration::from_secs(20)).await;
+    assert_eq!(list[0].message, "behind the junk");
+
+    let dlq: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &h.cfg.kafka_brokers)
+        .set("group.id", format!("{}-dlq-reader", h.cfg.group_id))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&h.cfg.dlq_topic()]).unwrap();
+    let letter = eventually("the truncated dead letter", Duration::from_secs(20), || {
+        let polled = dlq.poll(Duration::from_millis(200));
+        async move {
+            let m = polled?.ok()?;
+            let headers: Vec<(String, String)> = m
+                .headers()?
+                .iter()
+                .map(|hd| {
+                    let value = String::from_utf8_lossy(hd.value.unwrap_or_default());
+                    (hd.key.to_owned(), value.into_owned())
+                })
+                .collect();
+            Some((m.payload().unwrap_or_default().to_vec(), headers))
+        }
+    })
+    .await;
+    let header = |k: &str| {
+        letter
+            .1
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("header {k} missing: {:?}", letter.1))
+    };
+    assert_eq!(letter.0, junk.as_bytes()[..1024]);
+    assert_eq!(header("herald.truncated"), "true");
+    assert_eq!(header("herald.original.size"), "1500000");
+    assert_eq!(
+        header("herald.original.sha256"),
+        format!("{:x}", Sha256::digest(junk.as_bytes()))
+    );
+    assert!(header("herald.error").contains("invalid JSON"));
+    let (_, metrics) = get(&h.url("/metrics")).await;
+    assert_eq!(
+        counter(&metrics, "herald_dead_letters_truncated_total"),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &metrics,
+            "herald_dead_letters_total{reason=\"invalid_json\"}"
+        ),
+        1.0
+    );
+    h.shutdown().await;
+}
