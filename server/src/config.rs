@@ -100,6 +100,12 @@ pub struct Config {
     #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
     pub site_addr: SocketAddr,
 
+    /// Serve readiness (`/api/ready`) and metrics (`/metrics`) on this
+    /// address only (an internal network), not on the public one. Unset:
+    /// both are public routes.
+    #[arg(long, env = "HERALD_OPS_ADDR")]
+    pub ops_addr: Option<SocketAddr>,
+
     /// Upper bound for a send, from request to broker acknowledgement; after
     /// it the client gets 503.
     #[arg(long, env = "HERALD_SEND_TIMEOUT_MS", default_value_t = 5_000)]

@@ -89,7 +89,7 @@ use error::StartError;
 use hub::Hub;
 use kafka::Producer;
 use kafka_bus::KafkaBus;
-pub use router::{api_routes, app, ApiDoc};
+pub use router::{api_routes, app, ops_app, ApiDoc};
 use service::{Limits, RateLimit, Service};
 use store::Store;
 use writer::Writer;
@@ -111,6 +111,8 @@ pub struct AppState {
     pub allowed_origins: csrf::AllowedOrigins,
     /// Time limit of every request but the event streams.
     pub request_timeout: Duration,
+    /// Readiness and metrics are served on `HERALD_OPS_ADDR`, not here.
+    pub ops_apart: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -150,6 +152,9 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 pub struct Running {
     /// Where HTTP is served.
     pub addr: SocketAddr,
+    /// Where readiness and metrics are served, when apart
+    /// (`HERALD_OPS_ADDR`).
+    pub ops_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -273,19 +278,34 @@ pub async fn start(
     });
 
     let addr = listener.local_addr()?;
-    let router = app(AppState {
+    let ops_listener = match cfg.ops_addr {
+        Some(at) => Some(TcpListener::bind(at).await?),
+        None => None,
+    };
+    let ops_addr = ops_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let state = AppState {
         max_body_bytes: cfg.max_body_bytes,
         allowed_origins: csrf::AllowedOrigins::new(&cfg.allowed_origins),
         request_timeout: Duration::from_millis(cfg.request_timeout_ms.max(1)),
+        ops_apart: ops_listener.is_some(),
         service,
         leptos_options,
         shutdown: shutdown.clone(),
         keepalive: Duration::from_secs(cfg.sse_keepalive_secs.max(1)),
-    });
+    };
     let limits = serve::ConnLimits {
         header_read_timeout: Duration::from_millis(cfg.header_read_timeout_ms.max(1)),
         max_connections: cfg.max_connections,
     };
+    if let Some(ops_listener) = ops_listener {
+        tracing::info!(addr = ?ops_addr, "readiness and metrics served here only");
+        let ops = ops_app(state.clone());
+        tasks.spawn(serve::serve(ops_listener, ops, limits, shutdown.clone()));
+    }
+    let router = app(state);
     let serve_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         serve::serve(listener, router, limits, serve_shutdown.clone()).await;
@@ -314,6 +334,7 @@ pub async fn start(
     });
     Ok(Running {
         addr,
+        ops_addr,
         shutdown,
         task,
     })

@@ -36,7 +36,16 @@ pub fn app(state: AppState) -> Router {
         || TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.request_timeout);
     let (requests, mut doc) = request_routes().split_for_parts();
     let (streams, stream_doc) = stream_routes().split_for_parts();
+    let (ops, ops_doc) = ops_routes().split_for_parts();
     doc.merge(stream_doc);
+    doc.merge(ops_doc);
+    // With HERALD_OPS_ADDR, readiness and metrics are served there only
+    // (see `ops_app`); liveness stays here too, it tells nothing.
+    let requests = if state.ops_apart {
+        requests.route("/api/health", get(rest::ops::health))
+    } else {
+        requests.merge(ops)
+    };
     let api = requests.layer(timeout()).merge(streams);
     // The pages and the server functions. Server functions read their
     // bodies without axum's extractor limit, so they get tower-http's.
@@ -118,10 +127,11 @@ async fn server_fn_status(res: axum::response::Response) -> axum::response::Resp
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
-/// The REST routes and the event stream, each registered from its OpenAPI
-/// annotation so the document served at `/api/openapi.json` cannot miss one.
+/// The REST routes, the event stream and the ops routes, each registered
+/// from its OpenAPI annotation so the document served at
+/// `/api/openapi.json` cannot miss one.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    request_routes().merge(stream_routes())
+    request_routes().merge(stream_routes()).merge(ops_routes())
 }
 
 /// Every REST route but the stream: each answers within the request
@@ -141,9 +151,28 @@ fn request_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rest::api::count))
         .routes(routes!(rest::api::read_all))
         .routes(routes!(rest::api::update, rest::api::delete))
+}
+
+/// Health, readiness and metrics: on the public address, or alone on
+/// `HERALD_OPS_ADDR`.
+fn ops_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(rest::ops::health))
         .routes(routes!(rest::ops::ready))
         .routes(routes!(telemetry::render))
+}
+
+/// What `HERALD_OPS_ADDR` serves: health, readiness and metrics, for
+/// probes and scrapers on an internal network.
+pub fn ops_app(state: AppState) -> Router {
+    let (ops, _) = ops_routes().split_for_parts();
+    ops.fallback(rest::ops::api_not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 /// The event stream, which stays open as long as the client wants.

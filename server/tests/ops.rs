@@ -201,3 +201,28 @@ async fn json_log_format_writes_one_json_object_per_line() {
     }
     assert!(text.contains("Herald listening on"), "{text}");
 }
+
+#[tokio::test]
+async fn readiness_and_metrics_can_move_to_an_internal_address() {
+    let h = Herald::with(|cfg| cfg.ops_addr = Some("127.0.0.1:0".parse().unwrap())).await;
+    let ops = format!("http://{}", h.running.ops_addr.expect("an ops address"));
+    // Public: liveness only.
+    assert_eq!(get(&h.url("/api/health")).await.0, 200);
+    assert_eq!(get(&h.url("/api/ready")).await.0, 404);
+    let (status, body) = get(&h.url("/metrics")).await;
+    assert_eq!(status, 404);
+    assert!(!body.contains("herald_sends_total"), "{body}");
+    // Internal: all three, and nothing else.
+    assert_eq!(get(&format!("{ops}/api/health")).await.0, 200);
+    eventually("ready on the ops address", Duration::from_secs(20), || {
+        let url = format!("{ops}/api/ready");
+        async move { (get(&url).await.0 == 200).then_some(()) }
+    })
+    .await;
+    let (status, body) = get(&format!("{ops}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("herald_sends_total"), "{body}");
+    let (status, body) = call(req(Method::GET, &format!("{ops}/api/users"), None)).await;
+    assert_eq!(status, 404, "{body}");
+    h.shutdown().await;
+}
