@@ -17,6 +17,12 @@ as_root() {
 }
 
 ensure_rust_tools() {
+  # librdkafka is built with TLS and SASL SCRAM: it links the system OpenSSL.
+  if ! pkg-config --exists openssl 2>/dev/null; then
+    say "installing OpenSSL headers and pkg-config from Debian (first time only)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libssl-dev pkg-config
+  fi
   if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
     say "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown

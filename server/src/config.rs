@@ -35,6 +35,28 @@ pub struct Config {
     #[arg(long, env = "HERALD_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: i32,
 
+    /// How clients talk to the brokers: `plaintext` (librdkafka's default),
+    /// `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
+    pub kafka_security_protocol: Option<String>,
+
+    /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+
+    /// SASL user name.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+
+    /// SASL password (prefer the environment to the command line).
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+
+    /// A PEM file of the CA certificates that sign the brokers' TLS
+    /// certificates (unset: the system's).
+    #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
+    pub kafka_ssl_ca_location: Option<std::path::PathBuf>,
+
     /// librdkafka debug contexts (e.g. `cgrp,topic,fetch`), for diagnosis.
     #[arg(long, env = "HERALD_KAFKA_DEBUG")]
     pub kafka_debug: Option<String>,

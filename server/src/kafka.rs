@@ -106,6 +106,25 @@ pub fn base_config(cfg: &Config) -> ClientConfig {
     if let Some(debug) = cfg.kafka_debug.as_deref().filter(|d| !d.is_empty()) {
         c.set("debug", debug).set("log_level", "7");
     }
+    // Security settings go to librdkafka as given; it refuses unknown
+    // values when a client is created, so a typo stops Herald at start.
+    let security = [
+        ("security.protocol", cfg.kafka_security_protocol.clone()),
+        ("sasl.mechanism", cfg.kafka_sasl_mechanism.clone()),
+        ("sasl.username", cfg.kafka_sasl_username.clone()),
+        ("sasl.password", cfg.kafka_sasl_password.clone()),
+        (
+            "ssl.ca.location",
+            cfg.kafka_ssl_ca_location
+                .as_ref()
+                .map(|p| p.display().to_string()),
+        ),
+    ];
+    for (key, value) in security {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            c.set(key, value);
+        }
+    }
     c
 }
 
@@ -457,5 +476,36 @@ fn needs_new_client(e: &KafkaError) -> bool {
             C::QueueFull | C::MessageSizeTooLarge | C::InvalidMessageSize
         ),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::producer::BaseProducer;
+
+    use super::*;
+
+    #[test]
+    fn tls_and_sasl_settings_reach_librdkafka_which_supports_them() {
+        let mut cfg = Config::defaults();
+        cfg.kafka_security_protocol = Some("sasl_ssl".into());
+        cfg.kafka_sasl_mechanism = Some("SCRAM-SHA-512".into());
+        cfg.kafka_sasl_username = Some("herald".into());
+        cfg.kafka_sasl_password = Some("s3cret".into());
+        let c = base_config(&cfg);
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(c.get("sasl.username"), Some("herald"));
+        assert_eq!(c.get("sasl.password"), Some("s3cret"));
+        // librdkafka refuses TLS and SCRAM when built without OpenSSL: a
+        // client is made (no connection yet) only if the build has them.
+        if let Err(e) = c.create::<BaseProducer>() {
+            panic!("TLS + SCRAM client: {e}");
+        }
+        cfg.kafka_security_protocol = Some("sasl_tls".into());
+        assert!(
+            base_config(&cfg).create::<BaseProducer>().is_err(),
+            "a typo is refused at start"
+        );
     }
 }
