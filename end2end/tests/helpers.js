@@ -11,11 +11,15 @@ async function signedInContext(browser, user, options = {}) {
 }
 
 // A new tab of `context` on the inbox, hydrated and with its stream live.
-// Collects page errors, and marks the window so a test can prove no reload.
+// Collects page errors and anything the page's Content Security Policy
+// blocked, and marks the window so a test can prove no reload.
 async function openTab(context) {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.text().includes('Content Security Policy')) errors.push(m.text());
+  });
   await page.goto('/');
   await expect(page.locator('.page[data-hydrated="true"]')).toBeVisible();
   await expect(page.getByTestId('live')).toHaveAttribute('data-state', 'live');

@@ -123,7 +123,6 @@ async fn every_answer_carries_the_strict_browser_headers() {
         for (name, value) in [
             ("x-content-type-options", "nosniff"),
             ("x-frame-options", "DENY"),
-            ("content-security-policy", "frame-ancestors 'none'"),
             ("referrer-policy", "same-origin"),
         ] {
             assert_eq!(
@@ -132,7 +131,56 @@ async fn every_answer_carries_the_strict_browser_headers() {
                 "{path}: {name}"
             );
         }
+        // Pages carry a whole policy (see the next test), the rest at least
+        // the framing rule.
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
     }
+    h.shutdown().await;
+}
+
+/// The page's scripts run under a nonce that changes with every response:
+/// a script injected into the page without it does not run. (The browser
+/// tests, which hydrate and use the page, run under this policy.)
+#[tokio::test]
+async fn pages_allow_only_their_own_scripts_by_a_fresh_nonce() {
+    let h = Herald::new().await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let res = req(Method::GET, &h.url("/"), None).send().await.unwrap();
+        let csp = res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let page = res.text().await.unwrap();
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("no nonce in {csp}"))
+            .to_owned();
+        for rule in [
+            "default-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(rule), "{rule} missing: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        // Every inline script of the page carries it.
+        let scripts = page.matches("<script").count();
+        assert!(scripts > 0, "{page}");
+        assert_eq!(
+            page.matches(&format!("<script type=\"module\" nonce=\"{nonce}\""))
+                .count()
+                + page.matches(&format!("<script nonce=\"{nonce}\"")).count(),
+            scripts,
+            "{page}"
+        );
+        seen.push(nonce);
+    }
+    assert_ne!(seen[0], seen[1], "a nonce is used once");
     h.shutdown().await;
 }
 

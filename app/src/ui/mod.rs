@@ -39,6 +39,8 @@ use signed_in::SignedIn;
 
 /// The HTML document around [`App`]; the server renders it for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -55,6 +57,37 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Send the page's Content Security Policy: scripts only from this site or
+/// carrying this response's nonce (leptos_axum makes one per request and
+/// puts it on the hydration script and every inline script it writes),
+/// WebAssembly compiled from this site, styles, images and connections
+/// (server functions, the event stream) to this site only, no plugins, no
+/// `<base>`, no framing. An injected `<script>` or `onclick=` does not run.
+/// (Under `cargo leptos watch` the reload socket on another port is let
+/// through too.)
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    let reload = if std::env::var_os("LEPTOS_WATCH").is_some() {
+        " ws:"
+    } else {
+        ""
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'{reload}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        res.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 
