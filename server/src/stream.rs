@@ -106,27 +106,26 @@ impl Subscription {
         }
     }
 
-    /// What to do with one event from the hub; `Some` is sent now.
-    fn take(&mut self, event: InboxEvent) -> Option<StreamEvent> {
+    /// What one event from the hub asks of the stream.
+    fn take(&mut self, event: InboxEvent) -> Step {
         match event {
-            InboxEvent::Stored(s) if s.seq <= self.last_seq => None,
+            InboxEvent::Stored(s) if s.seq <= self.last_seq => Step::Skip,
             InboxEvent::Stored(s) => {
                 self.last_seq = s.seq;
-                Some(StreamEvent::Notification(s))
+                Step::Send(StreamEvent::Notification(s))
             }
             InboxEvent::State(st) => {
                 self.sent_version = self.sent_version.max(st.counts.version);
                 if self.counts.is_some_and(|c| c.version <= self.sent_version) {
                     self.counts = None;
                 }
-                Some(StreamEvent::State(st))
+                Step::Send(StreamEvent::State(st))
             }
             InboxEvent::Counts(c) => {
                 self.offer_counts(*c);
-                None
+                Step::Skip
             }
-            // Handled in `next` (it reads the store).
-            InboxEvent::Resync => None,
+            InboxEvent::Resync => Step::CatchUp,
         }
     }
 
@@ -177,40 +176,56 @@ impl Subscription {
                 Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
                 Err(TryRecvError::Closed) => Err(RecvError::Closed),
             };
-            let received = match received {
-                Ok(InboxEvent::Resync) => Err(RecvError::Lagged(0)),
-                other => other,
-            };
-            match received {
-                Ok(event) => {
-                    if let Some(out) = self.take(event) {
-                        return Some(out);
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    // `missed` is 0 for a resync (see `InboxEvent::Resync`).
-                    if missed > 0 {
-                        metrics::counter!("herald_sse_lagged_events_total").increment(missed);
-                        tracing::warn!(
-                            user = self.user_id,
-                            missed,
-                            "slow stream, catching up from the store"
-                        );
-                    }
-                    self.replay = true;
-                    // Counts and state events were lost too: send fresh
-                    // counts. (A missed read-state change shows after the
-                    // next page load; the counts are right at once.)
-                    match Box::pin(self.store.counts(self.user_id)).await {
-                        Ok(c) => self.offer_counts(c),
-                        Err(e) => {
-                            tracing::error!(error = %e, "reading counts failed");
-                            return None;
-                        }
-                    }
-                }
+            let missed = match received {
+                Ok(event) => match self.take(event) {
+                    Step::Send(out) => return Some(out),
+                    Step::Skip => continue,
+                    Step::CatchUp => 0,
+                },
+                Err(RecvError::Lagged(missed)) => missed,
                 Err(RecvError::Closed) => return None,
+            };
+            if !self.catch_up(missed).await {
+                return None;
             }
         }
     }
+
+    /// Read from the store what the hub did not deliver: the stream lagged
+    /// `missed` events behind it, or (0) was told to resync. False when the
+    /// store fails; the stream then ends and the client resumes.
+    async fn catch_up(&mut self, missed: u64) -> bool {
+        if missed > 0 {
+            metrics::counter!("herald_sse_lagged_events_total").increment(missed);
+            tracing::warn!(
+                user = self.user_id,
+                missed,
+                "slow stream, catching up from the store"
+            );
+        }
+        self.replay = true;
+        // Counts and state events were lost too: send fresh counts. (A
+        // missed read-state change shows after the next page load; the
+        // counts are right at once.)
+        match Box::pin(self.store.counts(self.user_id)).await {
+            Ok(c) => {
+                self.offer_counts(c);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading counts failed");
+                false
+            }
+        }
+    }
+}
+
+/// What [`Subscription::take`] decided.
+enum Step {
+    /// Send this now.
+    Send(StreamEvent),
+    /// Nothing to send for it.
+    Skip,
+    /// Catch up from the store.
+    CatchUp,
 }
