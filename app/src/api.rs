@@ -74,7 +74,7 @@ pub async fn whoami() -> Result<Option<Me>, ServiceError> {
 /// Demo sign-in: sets the session cookie.
 #[server]
 pub async fn sign_in(user: i64) -> Result<User, ServiceError> {
-    let session = ctx::service()?.sign_in(user)?;
+    let session = ctx::service()?.sign_in(user, &ctx::headers())?;
     ctx::set_cookie(&session.set_cookie);
     Ok(session.user)
 }
@@ -82,7 +82,9 @@ pub async fn sign_in(user: i64) -> Result<User, ServiceError> {
 /// Sign out: removes the session cookie.
 #[server]
 pub async fn sign_out() -> Result<(), ServiceError> {
-    ctx::set_cookie(&ctx::service()?.sign_out_cookie());
+    for cookie in ctx::service()?.sign_out_cookies() {
+        ctx::set_cookie(&cookie);
+    }
     Ok(())
 }
 

@@ -34,10 +34,11 @@ pub trait NotificationService: Send + Sync + 'static {
     /// The signed-in user of a request, if any (never an error: for the UI
     /// to decide between the inbox and the sign-in screen).
     fn current_user(&self, headers: &http::HeaderMap) -> Option<User>;
-    /// Demo sign-in as a demo user, when the server allows it.
-    fn sign_in(&self, user_id: i64) -> Result<Session, ServiceError>;
-    /// The `Set-Cookie` value that signs the browser out.
-    fn sign_out_cookie(&self) -> String;
+    /// Demo sign-in as a demo user, when the server allows it; the cookie
+    /// suits the request with these headers (`Secure` over HTTPS).
+    fn sign_in(&self, user_id: i64, headers: &http::HeaderMap) -> Result<Session, ServiceError>;
+    /// The `Set-Cookie` values that sign the browser out.
+    fn sign_out_cookies(&self) -> Vec<String>;
     /// Validate, rate-limit, produce to Kafka and wait for the broker's
     /// acknowledgement. The sender defaults to the caller.
     async fn send(&self, who: Principal, n: NewNotification) -> Result<Notification, ServiceError>;

@@ -2,7 +2,9 @@
 //!
 //! Scripts send `Authorization: Bearer <token>`; browsers carry the same
 //! token in an HttpOnly, SameSite=Lax cookie, because `EventSource` cannot
-//! send headers. `sub` is the user id and `exp` is required; `nbf` is
+//! send headers. Over HTTPS the cookie is `Secure` and named
+//! `__Host-herald_session`, which browsers accept only from a secure
+//! origin, for the whole site and no other domain. `sub` is the user id and `exp` is required; `nbf` is
 //! honoured, and `iss` / `aud` are checked when configured. The access
 //! rules themselves live in the service layer, which asks this module only
 //! "which user is this?".
@@ -17,11 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use app::model::{Principal, ServiceError};
 
-use crate::config::{AuthMode, Config};
+use crate::config::{AuthMode, Config, CookieSecure};
 use crate::error::StartError;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "herald_session";
+
+/// Name of the session cookie when it is `Secure`.
+pub const SECURE_COOKIE: &str = "__Host-herald_session";
 
 /// Shortest token secret accepted: 256 bits, the size of an HS256 key.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -55,7 +60,7 @@ pub struct Auth {
     ttl: Duration,
     mode: AuthMode,
     demo_sign_in: bool,
-    secure_cookie: bool,
+    secure_cookie: CookieSecure,
     issuer: Option<String>,
     audience: Option<String>,
 }
@@ -215,29 +220,61 @@ impl Auth {
         }
     }
 
-    /// `Set-Cookie` value carrying `token`.
-    pub fn session_cookie(&self, token: &str) -> String {
-        Cookie::build((COOKIE, token.to_owned()))
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(self.secure_cookie)
-            .max_age(cookie_duration(self.ttl))
-            .build()
-            .to_string()
+    /// `Set-Cookie` value carrying `token`, for the request with these
+    /// headers.
+    pub fn session_cookie(&self, token: &str, headers: &HeaderMap) -> String {
+        let secure = match self.secure_cookie {
+            CookieSecure::Always => true,
+            CookieSecure::Never => false,
+            CookieSecure::Auto => came_over_https(headers),
+        };
+        let name = if secure { SECURE_COOKIE } else { COOKIE };
+        cookie(name, token, self.ttl, secure)
     }
 
-    /// `Set-Cookie` value that removes the session cookie.
-    pub fn clear_cookie(&self) -> String {
-        Cookie::build((COOKIE, ""))
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(self.secure_cookie)
-            .max_age(cookie_duration(Duration::ZERO))
-            .build()
-            .to_string()
+    /// `Set-Cookie` values that remove the session cookie, under either
+    /// name.
+    pub fn clear_cookies(&self) -> Vec<String> {
+        vec![
+            cookie(COOKIE, "", Duration::ZERO, false),
+            cookie(SECURE_COOKIE, "", Duration::ZERO, true),
+        ]
     }
+}
+
+fn cookie(name: &'static str, value: &str, ttl: Duration, secure: bool) -> String {
+    Cookie::build((name, value.to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(cookie_duration(ttl))
+        .build()
+        .to_string()
+}
+
+/// Whether a proxy in front says the request came over HTTPS (Herald itself
+/// serves plain HTTP). A client that lies only gets a cookie its browser
+/// will not send back over plain HTTP.
+fn came_over_https(headers: &HeaderMap) -> bool {
+    let forwarded_proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    let forwarded = headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| {
+            first.split(';').any(|pair| {
+                pair.trim().split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("proto")
+                        && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
+                })
+            })
+        });
+    forwarded_proto || forwarded
 }
 
 fn cookie_duration(d: Duration) -> cookie::time::Duration {
@@ -258,10 +295,12 @@ fn token_from(headers: &HeaderMap) -> Result<Option<String>, ServiceError> {
         }
         return Ok(Some(token.to_owned()));
     }
-    Ok(CookieJar::from_headers(headers)
-        .get(COOKIE)
+    let jar = CookieJar::from_headers(headers);
+    Ok([SECURE_COOKIE, COOKIE]
+        .into_iter()
+        .filter_map(|name| jar.get(name))
         .map(|c| c.value().to_owned())
-        .filter(|v| !v.is_empty()))
+        .find(|v| !v.is_empty()))
 }
 
 /// The demo sign-in and `HERALD_AUTH=off` let anyone act as anyone: only
@@ -465,9 +504,60 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_and_lax() {
-        let c = auth(AuthMode::On).session_cookie("abc");
+        let c = auth(AuthMode::On).session_cookie("abc", &HeaderMap::new());
         assert!(c.starts_with(&format!("{COOKIE}=abc")), "{c}");
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
         assert!(c.contains("Path=/"), "{c}");
+        assert!(!c.contains("Secure"), "plain HTTP: {c}");
+    }
+
+    #[test]
+    fn over_https_the_cookie_is_secure_and_host_only() {
+        let a = auth(AuthMode::On);
+        for (name, value) in [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-proto", "HTTPS, http"),
+            ("forwarded", "for=10.0.0.1;proto=https;host=herald.example"),
+        ] {
+            let c = a.session_cookie(
+                "abc",
+                &headers(header::HeaderName::from_static(name), value),
+            );
+            assert!(
+                c.starts_with(&format!("{SECURE_COOKIE}=abc")),
+                "{name}: {c}"
+            );
+            assert!(c.contains("Secure") && c.contains("Path=/"), "{c}");
+            assert!(!c.contains("Domain"), "a __Host- cookie has no domain: {c}");
+        }
+        let plain = headers(header::HeaderName::from_static("x-forwarded-proto"), "http");
+        assert!(a.session_cookie("abc", &plain).starts_with(COOKIE));
+        // Either name signs in; sign-out clears both.
+        let t = a.mint(2).unwrap();
+        let h = headers(header::COOKIE, &format!("{SECURE_COOKIE}={t}"));
+        assert_eq!(a.principal(&h).unwrap(), Principal::User(2));
+        let cleared = a.clear_cookies();
+        assert!(
+            cleared[0].starts_with(&format!("{COOKIE}=;")),
+            "{cleared:?}"
+        );
+        assert!(
+            cleared[1].starts_with(&format!("{SECURE_COOKIE}=;")),
+            "{cleared:?}"
+        );
+        // The setting overrides what the request says.
+        let mut cfg = Config::defaults();
+        cfg.cookie_secure = CookieSecure::Always;
+        let always = Auth::new(&cfg).unwrap();
+        assert!(always
+            .session_cookie("abc", &HeaderMap::new())
+            .starts_with(SECURE_COOKIE));
+        cfg.cookie_secure = CookieSecure::Never;
+        let never = Auth::new(&cfg).unwrap();
+        let https = headers(
+            header::HeaderName::from_static("x-forwarded-proto"),
+            "https",
+        );
+        assert!(never.session_cookie("abc", &https).starts_with(COOKIE));
     }
 }

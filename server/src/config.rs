@@ -195,9 +195,12 @@ pub struct Config {
     #[arg(long, env = "HERALD_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Mark the session cookie `Secure` (serve over HTTPS when set).
-    #[arg(long, env = "HERALD_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
-    pub cookie_secure: bool,
+    /// Whether the session cookie is `Secure` (and then named
+    /// `__Host-herald_session`): `auto` when the request came over HTTPS as
+    /// a proxy in front says (`X-Forwarded-Proto: https` or `Forwarded:
+    /// proto=https`), `true` always, `false` never.
+    #[arg(long, env = "HERALD_COOKIE_SECURE", value_enum, default_value = "auto")]
+    pub cookie_secure: CookieSecure,
 
     /// Sends a sender may burst before the steady rate applies; 0 switches
     /// rate limiting off (benchmarks).
@@ -247,6 +250,19 @@ pub enum EventBusKind {
     Postgres,
     /// A Kafka topic of committed changes.
     Kafka,
+}
+
+/// When the session cookie is `Secure` (see [`Config::cookie_secure`]).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecure {
+    /// When the request came over HTTPS.
+    Auto,
+    /// Always.
+    #[value(name = "true")]
+    Always,
+    /// Never.
+    #[value(name = "false")]
+    Never,
 }
 
 /// Whether routes need tokens.

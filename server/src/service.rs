@@ -157,11 +157,6 @@ impl Service {
             .ok_or(ServiceError::UserNotFound)
     }
 
-    /// Token handling (for handlers that need the cookie helpers).
-    pub fn auth(&self) -> &Auth {
-        &self.shared.auth
-    }
-
     /// The rule for everything about one inbox: only its owner (anyone with
     /// `HERALD_AUTH=off`). Unknown users are 404 before anything else.
     fn check_owner(&self, who: Principal, user_id: i64) -> Result<User, ServiceError> {
@@ -334,7 +329,11 @@ impl NotificationService for Service {
     }
 
     /// Demo sign-in: mint a token for a demo user.
-    fn sign_in(&self, user_id: i64) -> Result<Session, ServiceError> {
+    fn sign_in(
+        &self,
+        user_id: i64,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Session, ServiceError> {
         if !self.shared.auth.demo_sign_in() {
             return Err(ServiceError::Forbidden(
                 "demo sign-in is switched off on this server; get a token from your \
@@ -344,7 +343,7 @@ impl NotificationService for Service {
         }
         let user = self.user(user_id)?;
         let token = self.shared.auth.mint(user.id)?;
-        let set_cookie = self.shared.auth.session_cookie(&token);
+        let set_cookie = self.shared.auth.session_cookie(&token, headers);
         Ok(Session {
             user,
             token,
@@ -352,8 +351,8 @@ impl NotificationService for Service {
         })
     }
 
-    fn sign_out_cookie(&self) -> String {
-        self.shared.auth.clear_cookie()
+    fn sign_out_cookies(&self) -> Vec<String> {
+        self.shared.auth.clear_cookies()
     }
 
     /// Validate, rate-limit and produce a notification; returns once the

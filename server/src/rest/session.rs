@@ -1,7 +1,7 @@
 //! Demo sign-in, "who am I" and sign-out.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -46,10 +46,11 @@ pub struct SessionBody {
     ))]
 pub async fn sign_in(
     State(service): State<Service>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, AppError> {
     let user = positive_id("user", body.user)?;
-    let session = service.sign_in(user)?;
+    let session = service.sign_in(user, &headers)?;
     let mut res = Json(SessionBody {
         user: session.user,
         token: Some(session.token),
@@ -85,7 +86,9 @@ pub async fn session(
     responses((status = 204, description = "Cookie removed")))]
 pub async fn sign_out(State(service): State<Service>) -> Result<Response, AppError> {
     let mut res = StatusCode::NO_CONTENT.into_response();
-    set_cookie(&mut res, &service.auth().clear_cookie())?;
+    for cookie in service.sign_out_cookies() {
+        set_cookie(&mut res, &cookie)?;
+    }
     Ok(res)
 }
 
