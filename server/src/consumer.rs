@@ -441,18 +441,44 @@ fn reject(kind: &'static str, detail: impl Into<String>) -> Reject {
 }
 
 fn decode(msg: &BorrowedMessage<'_>, targets: &Targets) -> Result<Notification, Reject> {
-    let payload = msg
-        .payload()
-        .ok_or_else(|| reject("empty", "empty record"))?;
+    let timestamp = msg
+        .timestamp()
+        .to_millis()
+        .and_then(DateTime::from_timestamp_millis);
+    let at = Position {
+        topic: &targets.topic,
+        partition: msg.partition(),
+        offset: msg.offset(),
+        timestamp,
+    };
+    decode_value(msg.payload(), &at, &targets.users)
+}
+
+/// Where a record was read.
+struct Position<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<DateTime<chrono::Utc>>,
+}
+
+/// A record's value as a notification, or why it is unusable. Every byte
+/// of it is input: anyone who can write to the topic chooses them.
+fn decode_value(
+    payload: Option<&[u8]>,
+    at: &Position<'_>,
+    users: &HashMap<i64, User>,
+) -> Result<Notification, Reject> {
+    let payload = payload.ok_or_else(|| reject("empty", "empty record"))?;
     let mut record: Record = serde_json::from_slice(payload)
         .map_err(|e| reject("invalid_json", format!("invalid JSON: {e}")))?;
-    let Some(to) = targets.users.get(&record.to.id) else {
+    let Some(to) = users.get(&record.to.id) else {
         return Err(reject(
             "unknown_recipient",
             format!("unknown recipient {}", record.to.id),
         ));
     };
-    let Some(from) = targets.users.get(&record.from.id) else {
+    let Some(from) = users.get(&record.from.id) else {
         return Err(reject(
             "unknown_sender",
             format!("unknown sender {}", record.from.id),
@@ -474,11 +500,7 @@ fn decode(msg: &BorrowedMessage<'_>, targets: &Targets) -> Result<Notification, 
         ));
     }
     record.message = check_message(&record.message).map_err(|e| reject(e.kind(), e.to_string()))?;
-    let timestamp = msg
-        .timestamp()
-        .to_millis()
-        .and_then(DateTime::from_timestamp_millis);
-    Ok(record.into_notification(&targets.topic, msg.partition(), msg.offset(), timestamp))
+    Ok(record.into_notification(at.topic, at.partition, at.offset, at.timestamp))
 }
 
 /// Copy `msg` to the dead-letter topic. A copy the topic refuses (too
@@ -585,5 +607,128 @@ async fn send_bounded(
         }
         backoff *= 2;
         attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn directory() -> HashMap<i64, User> {
+        [(1, "Emma"), (2, "Bruno"), (3, "Rick"), (4, "Lena")]
+            .into_iter()
+            .map(|(id, name)| {
+                let user = User {
+                    id,
+                    name: name.into(),
+                };
+                (id, user)
+            })
+            .collect()
+    }
+
+    const AT: Position<'static> = Position {
+        topic: "notifications",
+        partition: 2,
+        offset: 7,
+        timestamp: None,
+    };
+
+    /// The reasons `/metrics` shows from start: every rejection must use
+    /// one of them.
+    fn known_reasons() -> &'static [&'static str] {
+        crate::telemetry::COUNTERS
+            .iter()
+            .find(|(name, _, _)| *name == "herald_dead_letters_total")
+            .and_then(|(_, _, labels)| labels.map(|(_, values)| values))
+            .expect("the dead-letter series")
+    }
+
+    /// What every accepted record must satisfy, whatever it claimed.
+    fn assert_storable(n: &Notification, users: &HashMap<i64, User>) {
+        assert!(is_acceptable_id(&n.id), "id {:?}", n.id);
+        assert_eq!(check_message(&n.message).as_deref(), Ok(n.message.as_str()));
+        assert_eq!(
+            users.get(&n.from.id),
+            Some(&n.from),
+            "names come from the directory"
+        );
+        assert_eq!(users.get(&n.to.id), Some(&n.to));
+        assert!(app::model::PRIORITY_RANGE.contains(&n.priority));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_are_a_notification_or_a_known_rejection(
+            bytes in prop::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let users = directory();
+            match decode_value(Some(&bytes), &AT, &users) {
+                Ok(n) => assert_storable(&n, &users),
+                Err(r) => prop_assert!(known_reasons().contains(&r.kind), "{}", r.kind),
+            }
+        }
+
+        #[test]
+        fn arbitrary_records_are_accepted_only_when_valid(
+            from in -1i64..6,
+            to in -1i64..6,
+            claimed_name in any::<String>(),
+            message in prop_oneof![any::<String>(), "[a-z \n\t\r]{0,30}", Just("x".repeat(2_001))],
+            id in prop::option::of(prop_oneof![any::<String>(), "[A-Za-z0-9._:-]{0,130}"]),
+            priority in prop::option::of(any::<u8>()),
+        ) {
+            let users = directory();
+            let mut record = serde_json::json!({
+                "from": {"id": from, "name": claimed_name},
+                "to": {"id": to, "name": claimed_name},
+                "message": message,
+            });
+            if let Some(id) = &id {
+                record["id"] = id.clone().into();
+            }
+            if let Some(p) = priority {
+                record["priority"] = p.into();
+            }
+            let bytes = serde_json::to_vec(&record).unwrap();
+            match decode_value(Some(&bytes), &AT, &users) {
+                Ok(n) => {
+                    assert_storable(&n, &users);
+                    let expected = id.unwrap_or_else(|| "notifications-2-7".into());
+                    prop_assert_eq!(n.id, expected);
+                }
+                Err(r) => {
+                    prop_assert!(known_reasons().contains(&r.kind), "{}", r.kind);
+                    // Refused for a reason the record really has.
+                    let valid_users = users.contains_key(&from) && users.contains_key(&to);
+                    let valid_id = id.as_deref().is_none_or(is_acceptable_id);
+                    let valid_message = check_message(&message).is_ok();
+                    prop_assert!(!(valid_users && valid_id && valid_message), "{}: {}", r.kind, r.detail);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_fields_are_refused_without_echoing_them() {
+        let users = directory();
+        let record = serde_json::json!({
+            "from": {"id": 2, "name": "B"}, "to": {"id": 1, "name": "E"}, "message": "hi", "id": "x".repeat(1_000_000),
+        });
+        let r = decode_value(Some(&serde_json::to_vec(&record).unwrap()), &AT, &users).unwrap_err();
+        assert_eq!(r.kind, "invalid_id");
+        assert!(
+            r.detail.len() < 200,
+            "the detail quotes a short prefix: {}",
+            r.detail.len()
+        );
+        let record = serde_json::json!({
+            "from": {"id": 2, "name": "B"}, "to": {"id": 1, "name": "E"}, "message": "m".repeat(1_000_000),
+        });
+        let r = decode_value(Some(&serde_json::to_vec(&record).unwrap()), &AT, &users).unwrap_err();
+        assert_eq!(r.kind, "oversize");
+        assert_eq!(decode_value(None, &AT, &users).unwrap_err().kind, "empty");
     }
 }
