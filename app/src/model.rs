@@ -89,6 +89,10 @@ pub struct Notification {
     /// Whether the recipient archived it (archived ones leave the default list).
     #[serde(default)]
     pub archived: bool,
+    /// Whether the sender is a backend service (an API key: `from.id` is
+    /// the key's id, `from.name` its name), not a user. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_service: bool,
 }
 
 #[cfg(any(test, feature = "test-support"))]
@@ -113,6 +117,7 @@ impl Notification {
             priority: DEFAULT_PRIORITY,
             read: false,
             archived: false,
+            from_service: false,
         }
     }
 }
@@ -258,6 +263,14 @@ pub struct StateEvent {
 pub enum Principal {
     /// A signed-in user (from a verified token).
     User(i64),
+    /// A backend service, by its API key (`Authorization: Bearer hk_…`).
+    Service {
+        /// The key's id; the service's notifications carry it as the
+        /// sender id.
+        key: i64,
+        /// What the key may do.
+        scopes: Scopes,
+    },
     /// Nobody in particular: only with `HERALD_AUTH=off`, where every route
     /// is open.
     Anyone,
@@ -268,9 +281,18 @@ impl Principal {
     pub fn user_id(self) -> Option<i64> {
         match self {
             Principal::User(id) => Some(id),
-            Principal::Anyone => None,
+            Principal::Service { .. } | Principal::Anyone => None,
         }
     }
+}
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scopes {
+    /// Send notifications to any user, as the service.
+    pub send: bool,
+    /// Manage the user directory.
+    pub users: bool,
 }
 
 /// Longest message accepted, in Unicode scalar values after trimming.

@@ -303,6 +303,15 @@ fn token_from(headers: &HeaderMap) -> Result<Option<String>, ServiceError> {
         .find(|v| !v.is_empty()))
 }
 
+/// The API key of `Authorization: Bearer hk_…`, if that is what the
+/// header holds (tokens never start with `hk_`: a JWT starts with `eyJ`).
+pub fn api_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, key) = value.split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && key.starts_with(crate::keys::PREFIX)).then_some(key)
+}
+
 /// The demo sign-in and `HERALD_AUTH=off` let anyone act as anyone: only
 /// on a loopback address, unless `HERALD_ALLOW_INSECURE_PUBLIC` says the
 /// operator means it (then logged at every start).

@@ -212,6 +212,19 @@ pub struct Config {
     #[arg(long, env = "HERALD_RATE_LIMIT_PER_SEC", default_value_t = 1.0)]
     pub rate_limit_per_sec: f64,
 
+    /// Sends an API key may burst before its steady rate applies; 0
+    /// switches the key limit off.
+    #[arg(long, env = "HERALD_KEY_RATE_LIMIT_BURST", default_value_t = 1_000)]
+    pub key_rate_limit_burst: u32,
+
+    /// Steady sends per second allowed per API key after its burst.
+    #[arg(long, env = "HERALD_KEY_RATE_LIMIT_PER_SEC", default_value_t = 100.0)]
+    pub key_rate_limit_per_sec: f64,
+
+    /// `keys` manages API keys; without a command Herald serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Most open event streams per user on one instance (0: no limit); one
     /// more gets 429 with `Retry-After`.
     #[arg(long, env = "HERALD_MAX_STREAMS_PER_USER", default_value_t = 32)]
@@ -250,6 +263,14 @@ pub enum EventBusKind {
     Postgres,
     /// A Kafka topic of committed changes.
     Kafka,
+}
+
+/// What the binary does besides serving.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Create, list or revoke API keys (in the store of `DATABASE_URL`).
+    #[command(subcommand)]
+    Keys(crate::keys::KeysCommand),
 }
 
 /// When the session cookie is `Secure` (see [`Config::cookie_secure`]).

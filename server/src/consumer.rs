@@ -138,6 +138,8 @@ pub struct Targets {
     /// The user directory: records from or to anyone else are dead
     /// letters, and the names shown are the directory's.
     pub users: Arc<HashMap<i64, User>>,
+    /// API key names, for records services sent.
+    pub services: ServiceNames,
     /// Topic name, for ids derived from record positions.
     pub topic: String,
     /// Consumer group id.
@@ -366,6 +368,8 @@ async fn handle_batch(
 ) -> bool {
     let mut good = Vec::with_capacity(batch.len());
     let mut unusable = Vec::new();
+    let mut services = targets.services.current();
+    let mut refreshed = false;
     for msg in batch {
         let src = Source {
             partition: msg.partition(),
@@ -375,7 +379,15 @@ async fn handle_batch(
             // Stored by early delivery and committed: only the offset is left.
             continue;
         }
-        match decode(msg, targets) {
+        let mut decoded = decode(msg, targets, &services);
+        if matches!(&decoded, Err(r) if r.kind == UNKNOWN_SERVICE) && !refreshed {
+            // A key created since the names were read: read them again
+            // (once per batch, so junk naming no key costs one query).
+            refreshed = true;
+            services = targets.services.refresh(targets.writer.store()).await;
+            decoded = decode(msg, targets, &services);
+        }
+        match decoded {
             Ok(n) => good.push((n, src)),
             Err(reject) => unusable.push((msg, reject)),
         }
@@ -425,6 +437,35 @@ async fn write(
     }
 }
 
+/// Rejection reason of a record sent by a service (an API key) that the
+/// store does not know.
+const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// The names of the API keys, by id, as last read from the store (keys are
+/// created while Herald runs, so an unknown id makes it read them again).
+#[derive(Clone, Default)]
+pub struct ServiceNames(Arc<std::sync::Mutex<Arc<HashMap<i64, String>>>>);
+
+impl ServiceNames {
+    fn current(&self) -> Arc<HashMap<i64, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn refresh(&self, store: &crate::store::Store) -> Arc<HashMap<i64, String>> {
+        match store.keys().await {
+            Ok(keys) => {
+                let names = Arc::new(keys.into_iter().map(|k| (k.id, k.name)).collect());
+                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&names);
+                names
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading API key names failed");
+                self.current()
+            }
+        }
+    }
+}
+
 /// Why a record cannot be stored.
 struct Reject {
     /// Short label for the metric.
@@ -440,7 +481,11 @@ fn reject(kind: &'static str, detail: impl Into<String>) -> Reject {
     }
 }
 
-fn decode(msg: &BorrowedMessage<'_>, targets: &Targets) -> Result<Notification, Reject> {
+fn decode(
+    msg: &BorrowedMessage<'_>,
+    targets: &Targets,
+    services: &HashMap<i64, String>,
+) -> Result<Notification, Reject> {
     let timestamp = msg
         .timestamp()
         .to_millis()
@@ -451,7 +496,7 @@ fn decode(msg: &BorrowedMessage<'_>, targets: &Targets) -> Result<Notification, 
         offset: msg.offset(),
         timestamp,
     };
-    decode_value(msg.payload(), &at, &targets.users)
+    decode_value(msg.payload(), &at, &targets.users, services)
 }
 
 /// Where a record was read.
@@ -468,6 +513,7 @@ fn decode_value(
     payload: Option<&[u8]>,
     at: &Position<'_>,
     users: &HashMap<i64, User>,
+    services: &HashMap<i64, String>,
 ) -> Result<Notification, Reject> {
     let payload = payload.ok_or_else(|| reject("empty", "empty record"))?;
     let mut record: Record = serde_json::from_slice(payload)
@@ -478,16 +524,30 @@ fn decode_value(
             format!("unknown recipient {}", record.to.id),
         ));
     };
-    let Some(from) = users.get(&record.from.id) else {
-        return Err(reject(
-            "unknown_sender",
-            format!("unknown sender {}", record.from.id),
-        ));
+    let from = if record.from_service {
+        let Some(name) = services.get(&record.from.id) else {
+            return Err(reject(
+                UNKNOWN_SERVICE,
+                format!("unknown service (API key) {}", record.from.id),
+            ));
+        };
+        User {
+            id: record.from.id,
+            name: name.clone(),
+        }
+    } else {
+        let Some(user) = users.get(&record.from.id) else {
+            return Err(reject(
+                "unknown_sender",
+                format!("unknown sender {}", record.from.id),
+            ));
+        };
+        user.clone()
     };
     // Names come from the directory, never from the record: a record that
     // says it is from user 4 "IT Security" shows Lena.
     record.to = to.clone();
-    record.from = from.clone();
+    record.from = from;
     if let Some(id) = record.id.as_deref().filter(|id| !is_acceptable_id(id)) {
         // Shown escaped and cut short: it may hold CR, LF or a megabyte.
         let shown: String = id.chars().take(80).collect();
@@ -629,6 +689,12 @@ mod tests {
             .collect()
     }
 
+    /// One API key, "Billing", id 5 (ids of keys and users may overlap:
+    /// `from_service` tells them apart).
+    fn services() -> HashMap<i64, String> {
+        HashMap::from([(5, "Billing".to_owned())])
+    }
+
     const AT: Position<'static> = Position {
         topic: "notifications",
         partition: 2,
@@ -665,7 +731,7 @@ mod tests {
             bytes in prop::collection::vec(any::<u8>(), 0..2048),
         ) {
             let users = directory();
-            match decode_value(Some(&bytes), &AT, &users) {
+            match decode_value(Some(&bytes), &AT, &users, &services()) {
                 Ok(n) => assert_storable(&n, &users),
                 Err(r) => prop_assert!(known_reasons().contains(&r.kind), "{}", r.kind),
             }
@@ -673,7 +739,8 @@ mod tests {
 
         #[test]
         fn arbitrary_records_are_accepted_only_when_valid(
-            from in -1i64..6,
+            from in -1i64..7,
+            from_service in any::<bool>(),
             to in -1i64..6,
             claimed_name in any::<String>(),
             message in prop_oneof![any::<String>(), "[a-z \n\t\r]{0,30}", Just("x".repeat(2_001))],
@@ -692,8 +759,11 @@ mod tests {
             if let Some(p) = priority {
                 record["priority"] = p.into();
             }
+            if from_service {
+                record["from_service"] = true.into();
+            }
             let bytes = serde_json::to_vec(&record).unwrap();
-            match decode_value(Some(&bytes), &AT, &users) {
+            match decode_value(Some(&bytes), &AT, &users, &services()) {
                 Ok(n) => {
                     assert_storable(&n, &users);
                     let expected = id.unwrap_or_else(|| "notifications-2-7".into());
@@ -702,7 +772,12 @@ mod tests {
                 Err(r) => {
                     prop_assert!(known_reasons().contains(&r.kind), "{}", r.kind);
                     // Refused for a reason the record really has.
-                    let valid_users = users.contains_key(&from) && users.contains_key(&to);
+                    let known_sender = if from_service {
+                        services().contains_key(&from)
+                    } else {
+                        users.contains_key(&from)
+                    };
+                    let valid_users = known_sender && users.contains_key(&to);
                     let valid_id = id.as_deref().is_none_or(is_acceptable_id);
                     let valid_message = check_message(&message).is_ok();
                     prop_assert!(!(valid_users && valid_id && valid_message), "{}: {}", r.kind, r.detail);
@@ -717,7 +792,13 @@ mod tests {
         let record = serde_json::json!({
             "from": {"id": 2, "name": "B"}, "to": {"id": 1, "name": "E"}, "message": "hi", "id": "x".repeat(1_000_000),
         });
-        let r = decode_value(Some(&serde_json::to_vec(&record).unwrap()), &AT, &users).unwrap_err();
+        let r = decode_value(
+            Some(&serde_json::to_vec(&record).unwrap()),
+            &AT,
+            &users,
+            &services(),
+        )
+        .unwrap_err();
         assert_eq!(r.kind, "invalid_id");
         assert!(
             r.detail.len() < 200,
@@ -727,8 +808,19 @@ mod tests {
         let record = serde_json::json!({
             "from": {"id": 2, "name": "B"}, "to": {"id": 1, "name": "E"}, "message": "m".repeat(1_000_000),
         });
-        let r = decode_value(Some(&serde_json::to_vec(&record).unwrap()), &AT, &users).unwrap_err();
+        let r = decode_value(
+            Some(&serde_json::to_vec(&record).unwrap()),
+            &AT,
+            &users,
+            &services(),
+        )
+        .unwrap_err();
         assert_eq!(r.kind, "oversize");
-        assert_eq!(decode_value(None, &AT, &users).unwrap_err().kind, "empty");
+        assert_eq!(
+            decode_value(None, &AT, &users, &services())
+                .unwrap_err()
+                .kind,
+            "empty"
+        );
     }
 }

@@ -49,6 +49,9 @@ pub struct Record {
     /// Priority 1–5 (3 when absent; out-of-range values are clamped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
+    /// The sender is a service (an API key) and `from.id` its key id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_service: bool,
 }
 
 impl Record {
@@ -62,6 +65,7 @@ impl Record {
             created_at: Some(n.created_at),
             category: Some(n.category),
             priority: Some(n.priority),
+            from_service: n.from_service,
         }
     }
 
@@ -90,6 +94,7 @@ impl Record {
                 .clamp(*PRIORITY_RANGE.start(), *PRIORITY_RANGE.end()),
             read: false,
             archived: false,
+            from_service: self.from_service,
         }
     }
 }

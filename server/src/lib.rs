@@ -58,6 +58,7 @@ pub mod error;
 pub mod hub;
 pub mod kafka;
 pub mod kafka_bus;
+pub mod keys;
 pub mod rest;
 pub mod router;
 pub mod serve;
@@ -243,6 +244,10 @@ pub async fn start(
                 burst: cfg.rate_limit_burst,
                 per_second: cfg.rate_limit_per_sec,
             },
+            key_rate: RateLimit {
+                burst: cfg.key_rate_limit_burst,
+                per_second: cfg.key_rate_limit_per_sec,
+            },
             streams: hub::StreamLimits {
                 per_user: cfg.max_streams_per_user,
                 total: cfg.max_streams,
@@ -259,6 +264,7 @@ pub async fn start(
         dlq: cfg.dlq_topic(),
         producer: producer.clone(),
         users: Arc::new(users.iter().map(|u| (u.id, u.clone())).collect()),
+        services: consumer::ServiceNames::default(),
         topic: cfg.topic.clone(),
         group: cfg.group_id.clone(),
     };

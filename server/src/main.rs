@@ -8,17 +8,31 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
-use herald::config::LogFormat;
+use herald::config::{Command, LogFormat};
 use herald::{leptos_options, start, Config};
 
 fn main() -> ExitCode {
-    let cfg = Config::parse();
+    let mut cfg = Config::parse();
+    let command = cfg.command.take();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    match cfg.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        LogFormat::Json => tracing_subscriber::fmt()
+    // A command's answer goes to standard output (a new key among them),
+    // so its log lines go to standard error.
+    let to_stderr = command.is_some();
+    match (cfg.log_format, to_stderr) {
+        (LogFormat::Text, false) => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        (LogFormat::Text, true) => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init(),
+        (LogFormat::Json, false) => tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
+            .with_env_filter(filter)
+            .init(),
+        (LogFormat::Json, true) => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
             .with_env_filter(filter)
             .init(),
     }
@@ -32,7 +46,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(serve(cfg));
+    let code = match command {
+        Some(Command::Keys(keys)) => {
+            match runtime.block_on(herald::keys::run(&cfg, keys, &mut std::io::stdout())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "keys");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => runtime.block_on(serve(cfg)),
+    };
     // A librdkafka call stuck on an unreachable broker must not keep the
     // process alive after everything else stopped.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

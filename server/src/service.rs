@@ -43,8 +43,10 @@ pub struct RateLimit {
 /// What the service bounds: each sender's sends, and open streams.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Sends per sender.
+    /// Sends per user.
     pub rate: RateLimit,
+    /// Sends per API key (backends send more than people).
+    pub key_rate: RateLimit,
     /// Open event streams, per user and in all.
     pub streams: StreamLimits,
 }
@@ -63,6 +65,7 @@ struct Shared {
     hub: Hub,
     auth: Auth,
     limiter: Limiter,
+    key_limiter: Limiter,
     /// Stores and pushes acknowledged sends before the consumer reads them
     /// back; `None` when switched off.
     early: Option<Early>,
@@ -88,6 +91,15 @@ pub const READINESS_TTL: Duration = Duration::from_secs(1);
 /// The per-sender rate limit: in process with SQLite (one instance), in
 /// the shared store with PostgreSQL, so one sender's allowance is the same
 /// whichever instance they reach.
+/// Whose allowance a send draws from.
+#[derive(Clone, Copy, Debug)]
+enum Sender {
+    /// A user's.
+    User(i64),
+    /// An API key's.
+    Key(i64),
+}
+
 enum Limiter {
     /// Rate limiting switched off.
     Off,
@@ -100,6 +112,23 @@ enum Limiter {
         /// Sends allowed at once.
         burst: u32,
     },
+}
+
+impl Limiter {
+    fn new(rate: RateLimit, store: &Store) -> Self {
+        // One send every `period`; at least one a day, at most a million a second.
+        let period = Duration::from_secs_f64(1.0 / rate.per_second.clamp(1.0 / 86_400.0, 1e6));
+        match NonZeroU32::new(rate.burst) {
+            None => Limiter::Off,
+            Some(burst) if store.is_shared() => Limiter::Shared {
+                period,
+                burst: burst.get(),
+            },
+            Some(burst) => Quota::with_period(period).map_or(Limiter::Off, |q| {
+                Limiter::Local(RateLimiter::keyed(q.allow_burst(burst)))
+            }),
+        }
+    }
 }
 
 impl Service {
@@ -116,22 +145,13 @@ impl Service {
     ) -> Self {
         let Limits {
             rate,
+            key_rate,
             streams: stream_limits,
         } = limits;
         let users = users.into_iter().map(|u| (u.id, u)).collect();
         let store = writer.store().clone();
-        // One send every `period`; at least one a day, at most a million a second.
-        let period = Duration::from_secs_f64(1.0 / rate.per_second.clamp(1.0 / 86_400.0, 1e6));
-        let limiter = match NonZeroU32::new(rate.burst) {
-            None => Limiter::Off,
-            Some(burst) if store.is_shared() => Limiter::Shared {
-                period,
-                burst: burst.get(),
-            },
-            Some(burst) => Quota::with_period(period).map_or(Limiter::Off, |q| {
-                Limiter::Local(RateLimiter::keyed(q.allow_burst(burst)))
-            }),
-        };
+        let limiter = Limiter::new(rate, &store);
+        let key_limiter = Limiter::new(key_rate, &store);
         Self {
             shared: Arc::new(Shared {
                 users,
@@ -141,6 +161,7 @@ impl Service {
                 hub,
                 auth,
                 limiter,
+                key_limiter,
                 early,
                 readiness: tokio::sync::Mutex::new(None),
                 stream_limits,
@@ -161,6 +182,11 @@ impl Service {
     /// `HERALD_AUTH=off`). Unknown users are 404 before anything else.
     fn check_owner(&self, who: Principal, user_id: i64) -> Result<User, ServiceError> {
         let user = self.user(user_id)?;
+        if let Principal::Service { .. } = who {
+            return Err(ServiceError::Forbidden(
+                "API keys send; they cannot read or change an inbox".into(),
+            ));
+        }
         if self.shared.auth.is_open() || who == Principal::User(user_id) {
             Ok(user)
         } else {
@@ -175,6 +201,11 @@ impl Service {
     /// Someone else's notification is answered exactly like a missing one:
     /// an id must not tell whose inbox it is in.
     async fn check_notification(&self, who: Principal, id: &str) -> Result<i64, ServiceError> {
+        if let Principal::Service { .. } = who {
+            return Err(ServiceError::Forbidden(
+                "API keys send; they cannot read or change an inbox".into(),
+            ));
+        }
         match self.shared.store.owner_of(id).await.map_err(store_error)? {
             Some((owner, false)) if self.shared.auth.is_open() || who == Principal::User(owner) => {
                 Ok(owner)
@@ -186,8 +217,14 @@ impl Service {
     }
 
     /// Take one send from `sender`'s allowance, or say when to retry.
-    async fn check_rate(&self, sender: i64) -> Result<(), ServiceError> {
-        let wait = match &self.shared.limiter {
+    /// (Keys draw from their own limiter; in the shared table they are
+    /// kept apart from users by a negative id.)
+    async fn check_rate(&self, sender: Sender) -> Result<(), ServiceError> {
+        let (limiter, sender) = match sender {
+            Sender::User(id) => (&self.shared.limiter, id),
+            Sender::Key(id) => (&self.shared.key_limiter, -id),
+        };
+        let wait = match limiter {
             Limiter::Off => return Ok(()),
             Limiter::Local(limiter) => match limiter.check_key(&sender) {
                 Ok(()) => return Ok(()),
@@ -210,15 +247,49 @@ impl Service {
     /// Forget senders idle long enough to have their full burst back (keeps
     /// the limiter's memory, or its table, bounded by recent senders).
     pub async fn prune_rate_limits(&self) {
-        match &self.shared.limiter {
-            Limiter::Off => {}
-            Limiter::Local(limiter) => limiter.retain_recent(),
-            Limiter::Shared { .. } => {
-                if let Err(e) = self.shared.store.prune_send_allowance().await {
-                    tracing::warn!(error = %e, "pruning the shared rate limit failed");
-                }
+        let mut shared = false;
+        for limiter in [&self.shared.limiter, &self.shared.key_limiter] {
+            match limiter {
+                Limiter::Off => {}
+                Limiter::Local(limiter) => limiter.retain_recent(),
+                Limiter::Shared { .. } => shared = true,
             }
         }
+        if shared {
+            if let Err(e) = self.shared.store.prune_send_allowance().await {
+                tracing::warn!(error = %e, "pruning the shared rate limit failed");
+            }
+        }
+    }
+
+    /// Who an API key (`hk_…`) is: a live key of the store, checked on
+    /// every use so a revoked key is refused at once on every instance.
+    pub async fn authenticate_key(&self, key: &str) -> Result<Principal, ServiceError> {
+        let found = self
+            .shared
+            .store
+            .live_key(&crate::keys::hash(key))
+            .await
+            .map_err(store_error)?;
+        let Some(found) = found else {
+            return Err(ServiceError::Unauthorized(
+                "unknown or revoked API key".into(),
+            ));
+        };
+        metrics::counter!("herald_api_key_requests_total", "key" => found.name.clone())
+            .increment(1);
+        Ok(Principal::Service {
+            key: found.id,
+            scopes: crate::keys::parse_scopes(&found.scopes),
+        })
+    }
+
+    /// The sender a key's notifications show: the key's id and name.
+    async fn service_sender(&self, key: i64) -> Result<User, ServiceError> {
+        let name = self.shared.store.key_name(key).await.map_err(store_error)?;
+        let name =
+            name.ok_or_else(|| ServiceError::Unauthorized("unknown or revoked API key".into()))?;
+        Ok(User { id: key, name })
     }
 
     /// The newest [`SEED_LIST_LIMIT`] notifications of the inbox, for the
@@ -372,21 +443,33 @@ impl NotificationService for Service {
             category.unwrap_or_default(),
             priority.unwrap_or(DEFAULT_PRIORITY),
         );
-        let from = match (who, from) {
+        let (from, sender) = match (who, from) {
+            (Principal::Service { scopes, .. }, _) if !scopes.send => {
+                return Err(ServiceError::Forbidden(
+                    "this API key has no `send` scope".into(),
+                ))
+            }
+            (Principal::Service { .. }, Some(_)) => {
+                return Err(ServiceError::Invalid(
+                    "an API key sends as its service: leave `from` out".into(),
+                ))
+            }
+            (Principal::Service { key, .. }, None) => {
+                (self.service_sender(key).await?, Sender::Key(key))
+            }
             (Principal::User(me), Some(from)) if from != me && !self.shared.auth.is_open() => {
                 return Err(ServiceError::Forbidden(format!(
                     "you are signed in as user {me} and cannot send as user {from}"
                 )))
             }
-            (_, Some(from)) => from,
-            (Principal::User(me), None) => me,
+            (_, Some(from)) => (self.user(from)?, Sender::User(from)),
+            (Principal::User(me), None) => (self.user(me)?, Sender::User(me)),
             (Principal::Anyone, None) => {
                 return Err(ServiceError::Invalid(
                     "missing sender: give `from` (or sign in)".into(),
                 ))
             }
         };
-        let from = self.user(from)?;
         let to = self.user(to)?;
         let message = check_message(&message).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if !PRIORITY_RANGE.contains(&priority) {
@@ -394,7 +477,7 @@ impl NotificationService for Service {
                 "invalid priority {priority}: expected 1 (min) to 5 (max)"
             )));
         }
-        self.check_rate(from.id).await?;
+        self.check_rate(sender).await?;
         let n = Notification {
             id: Uuid::now_v7().to_string(),
             from,
@@ -405,6 +488,7 @@ impl NotificationService for Service {
             priority,
             read: false,
             archived: false,
+            from_service: matches!(sender, Sender::Key(_)),
         };
         let started = Instant::now();
         let produced = self.shared.producer.send(&n).await;

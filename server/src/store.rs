@@ -539,6 +539,69 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Record a new API key (its SHA-256, never the key) and return its id.
+    /// A name already taken is `Ok(None)`.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        scopes: &str,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(key_hash)
+        .bind(scopes)
+        .bind(Utc::now().to_rfc3339())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Every API key, revoked ones included, oldest first.
+    pub async fn keys(&self) -> Result<Vec<ApiKey>, sqlx::Error> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(api_key).collect()
+    }
+
+    /// The key whose SHA-256 is `key_hash`, unless it was revoked.
+    pub async fn live_key(&self, key_hash: &str) -> Result<Option<ApiKey>, sqlx::Error> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(api_key).transpose()
+    }
+
+    /// The name of key `id`, revoked or not (records it sent before its
+    /// revocation still name it).
+    pub async fn key_name(&self, id: i64) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT name FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Revoke the key named `name_or_id` (its name, or its id); false when
+    /// there is no such live key. Every instance refuses it from the next
+    /// request on: keys are checked against the store on each use.
+    pub async fn revoke_key(&self, name_or_id: &str) -> Result<bool, sqlx::Error> {
+        let id: i64 = name_or_id.parse().unwrap_or(-1);
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1
+             WHERE (name = $2 OR id = $3) AND revoked_at IS NULL",
+        )
+        .bind(Utc::now().to_rfc3339())
+        .bind(name_or_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Prove the store takes writes (for readiness): rewrite one row.
     pub async fn check_writable(&self) -> Result<(), sqlx::Error> {
         sqlx::query(
@@ -683,7 +746,8 @@ async fn insert_rows<'a>(
         backend,
         "INSERT INTO notifications
             (id, recipient_id, recipient_name, sender_id, sender_name, message,
-             created_at, kafka_partition, kafka_offset, category, priority) VALUES ",
+             created_at, kafka_partition, kafka_offset, category, priority,
+             sender_kind) VALUES ",
     );
     for (i, (n, src)) in rows.iter().enumerate() {
         q.push(if i == 0 { "(" } else { ", (" });
@@ -698,7 +762,16 @@ async fn insert_rows<'a>(
         q.bind(src.partition).push(", ");
         q.bind(src.offset).push(", ");
         q.bind(n.category.as_str().to_owned()).push(", ");
-        q.bind(i64::from(n.priority)).push(")");
+        q.bind(i64::from(n.priority)).push(", ");
+        q.bind(
+            if n.from_service {
+                SERVICE_SENDER
+            } else {
+                "user"
+            }
+            .to_owned(),
+        )
+        .push(")");
     }
     q.push(" ON CONFLICT (id) DO NOTHING RETURNING id, seq");
     let returned = q.fetch_all(conn).await?;
@@ -818,9 +891,38 @@ fn decode(r: &AnyRow) -> Result<Stored, sqlx::Error> {
             priority: u8::try_from(priority).map_err(|e| bad("priority", Box::new(e)))?,
             read: r.try_get::<Option<String>, _>("read_at")?.is_some(),
             archived: r.try_get::<Option<String>, _>("archived_at")?.is_some(),
+            from_service: r.try_get::<String, _>("sender_kind")? == SERVICE_SENDER,
         },
     })
 }
+
+/// One API key as stored (without the key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Its id: the sender id of its notifications.
+    pub id: i64,
+    /// Its name: the sender name of its notifications.
+    pub name: String,
+    /// Comma-separated scopes (`send`, `users`).
+    pub scopes: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+fn api_key(r: &AnyRow) -> Result<ApiKey, sqlx::Error> {
+    Ok(ApiKey {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        scopes: r.try_get("scopes")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+/// `sender_kind` of a notification a service (an API key) sent.
+const SERVICE_SENDER: &str = "service";
 
 #[cfg(test)]
 mod tests {

@@ -47,6 +47,7 @@ pub const COUNTERS: &[Series] = &[
                 "invalid_json",
                 "unknown_recipient",
                 "unknown_sender",
+                "unknown_service",
                 "invalid_id",
                 "oversize",
                 "nul_byte",
@@ -196,6 +197,11 @@ pub fn install() {
 /// Help texts for every series, and each series registered (counters and
 /// gauges at 0).
 fn describe() {
+    // Labelled by key name, which only exists once keys are created.
+    metrics::describe_counter!(
+        "herald_api_key_requests_total",
+        "Requests made with each API key (by key name)"
+    );
     for (name, help, labels) in COUNTERS {
         metrics::describe_counter!(*name, *help);
         for set in label_sets(labels) {

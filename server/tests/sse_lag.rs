@@ -56,6 +56,7 @@ async fn lagging_stream(url: &str) {
         Auth::new(&cfg).unwrap(),
         Limits {
             rate,
+            key_rate: rate,
             streams: StreamLimits::default(),
         },
         None,

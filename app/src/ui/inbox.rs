@@ -328,10 +328,15 @@ pub(super) fn Item(
             data-read=n.read.to_string()
             data-testid="item"
         >
-            <div class="avatar" aria-hidden="true">{initial}</div>
+            // A service (an API key) gets a square avatar, a person a round one.
+            <div class="avatar" class:service=n.from_service aria-hidden="true">
+                {initial}
+            </div>
             <div class="body" on:click=open>
                 <p class="meta">
                     <strong class="from">{n.from.name.clone()}</strong>
+                    {n.from_service
+                        .then(|| view! { <span class="chip small service">"service"</span> })}
                     <span class=format!("chip small cat-{}", n.category.as_str())>
                         {n.category.as_str()}
                     </span>

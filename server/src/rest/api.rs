@@ -30,9 +30,13 @@ pub struct UsersBody {
 }
 
 /// Send a notification; answers 202 with it once the broker acknowledged it.
+///
+/// A user sends as themselves; a service sends with its API key (`Bearer
+/// hk_…`, scope `send`) to any user, leaves `from` out, and its
+/// notification shows the key's name with `from_service: true`.
 #[utoipa::path(post, path = "/api/notifications", tag = "api",
     request_body = NewNotification,
-    security(("bearer" = []), ("cookie" = [])),
+    security(("bearer" = []), ("cookie" = []), ("apiKey" = [])),
     responses(
         (status = 202, description = "Accepted by the broker; it will be stored and streamed", body = Notification),
         ClientErrors, SendLimits,

@@ -10,14 +10,20 @@ use app::service::NotificationService as _;
 use crate::error::AppError;
 use crate::AppState;
 
-/// Who sent the request: from `Authorization: Bearer` or the session
-/// cookie. Rejected with 401 when auth is on and no valid token came.
+/// Who sent the request: from `Authorization: Bearer` (a token or an API
+/// key) or the session cookie. Rejected with 401 when auth is on and no
+/// valid token came.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        // API keys (`Bearer hk_…`) are looked up in the store; tokens are
+        // checked in memory.
+        if let Some(key) = crate::auth::api_key(&parts.headers) {
+            return Ok(Caller(state.service.authenticate_key(key).await?));
+        }
         Ok(Caller(state.service.authenticate(&parts.headers)?))
     }
 }
