@@ -673,6 +673,7 @@ async fn send_bounded(
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use serde_json::json;
 
     use super::*;
 
@@ -716,11 +717,15 @@ mod tests {
     fn assert_storable(n: &Notification, users: &HashMap<i64, User>) {
         assert!(is_acceptable_id(&n.id), "id {:?}", n.id);
         assert_eq!(check_message(&n.message).as_deref(), Ok(n.message.as_str()));
-        assert_eq!(
-            users.get(&n.from.id),
-            Some(&n.from),
-            "names come from the directory"
-        );
+        if n.from_service {
+            assert_eq!(
+                services().get(&n.from.id),
+                Some(&n.from.name),
+                "a key's name"
+            );
+        } else {
+            assert_eq!(users.get(&n.from.id), Some(&n.from), "a user's name");
+        }
         assert_eq!(users.get(&n.to.id), Some(&n.to));
         assert!(app::model::PRIORITY_RANGE.contains(&n.priority));
     }
@@ -788,39 +793,23 @@ mod tests {
 
     #[test]
     fn huge_fields_are_refused_without_echoing_them() {
-        let users = directory();
-        let record = serde_json::json!({
-            "from": {"id": 2, "name": "B"}, "to": {"id": 1, "name": "E"}, "message": "hi", "id": "x".repeat(1_000_000),
-        });
-        let r = decode_value(
-            Some(&serde_json::to_vec(&record).unwrap()),
-            &AT,
-            &users,
-            &services(),
-        )
-        .unwrap_err();
+        let refused = |record: serde_json::Value| {
+            let bytes = serde_json::to_vec(&record).unwrap();
+            decode_value(Some(&bytes), &AT, &directory(), &services()).unwrap_err()
+        };
+        let (bruno, emma) = (json!({"id": 2, "name": "B"}), json!({"id": 1, "name": "E"}));
+        let r = refused(json!({
+            "from": bruno, "to": emma, "message": "hi", "id": "x".repeat(1_000_000),
+        }));
         assert_eq!(r.kind, "invalid_id");
         assert!(
             r.detail.len() < 200,
-            "the detail quotes a short prefix: {}",
+            "a short prefix is quoted: {}",
             r.detail.len()
         );
-        let record = serde_json::json!({
-            "from": {"id": 2, "name": "B"}, "to": {"id": 1, "name": "E"}, "message": "m".repeat(1_000_000),
-        });
-        let r = decode_value(
-            Some(&serde_json::to_vec(&record).unwrap()),
-            &AT,
-            &users,
-            &services(),
-        )
-        .unwrap_err();
+        let r = refused(json!({"from": bruno, "to": emma, "message": "m".repeat(1_000_000)}));
         assert_eq!(r.kind, "oversize");
-        assert_eq!(
-            decode_value(None, &AT, &users, &services())
-                .unwrap_err()
-                .kind,
-            "empty"
-        );
+        let empty = decode_value(None, &AT, &directory(), &services()).unwrap_err();
+        assert_eq!(empty.kind, "empty");
     }
 }

@@ -85,7 +85,6 @@ async fn ids_that_could_break_a_stream_and_messages_the_api_refuses_are_dead_let
 #[tokio::test]
 async fn a_record_too_large_for_the_dead_letter_topic_goes_there_truncated_and_the_next_is_stored()
 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     use rdkafka::producer::{FutureProducer, FutureRecord};
     use sha2::{Digest, Sha256};
@@ -111,13 +110,7 @@ async fn a_record_too_large_for_the_dead_letter_topic_goes_there_truncated_and_t
     let list = wait_for_count(&h, 1, 1, Duration::from_secs(20)).await;
     assert_eq!(list[0].message, "behind the junk");
 
-    let dlq: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &h.cfg.kafka_brokers)
-        .set("group.id", format!("{}-dlq-reader", h.cfg.group_id))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    dlq.subscribe(&[&h.cfg.dlq_topic()]).unwrap();
+    let dlq = dead_letter_reader(&h.cfg);
     let letter = eventually("the truncated dead letter", Duration::from_secs(20), || {
         let polled = dlq.poll(Duration::from_millis(200));
         async move {

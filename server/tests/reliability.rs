@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use app::model::User;
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::ClientConfig;
 use reqwest::Method;
 use serde_json::json;
 
@@ -184,13 +182,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_delivered() 
     );
 
     // The five poison records are on the DLQ with headers naming why.
-    let dlq: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &h.cfg.kafka_brokers)
-        .set("group.id", format!("{}-dlq-reader", h.cfg.group_id))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    dlq.subscribe(&[&h.cfg.dlq_topic()]).unwrap();
+    let dlq = dead_letter_reader(&h.cfg);
     let mut letters = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while letters.len() < 5 && Instant::now() < deadline {

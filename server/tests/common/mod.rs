@@ -816,6 +816,19 @@ pub async fn produce_raw(cfg: &Config, payloads: &[String]) {
     }
 }
 
+/// A consumer reading `cfg`'s dead-letter topic from its start.
+pub fn dead_letter_reader(cfg: &Config) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let dlq: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka_brokers)
+        .set("group.id", format!("{}-dlq-reader", cfg.group_id))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&cfg.dlq_topic()]).unwrap();
+    dlq
+}
+
 /// A token for `user` signed with `secret`, expiring `ttl_secs` from now
 /// (negative: already expired).
 pub fn token_with(secret: &str, user: i64, ttl_secs: i64) -> String {
