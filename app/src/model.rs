@@ -350,6 +350,10 @@ pub enum ServiceError {
         /// Seconds before trying again.
         retry_after_secs: u64,
     },
+    /// Well-formed, but in conflict with an earlier request (HTTP 422): an
+    /// `Idempotency-Key` reused for another request.
+    #[error("{0}")]
+    Unprocessable(String),
     /// The broker or the store cannot take the request right now (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
@@ -395,6 +399,7 @@ impl ServiceError {
             ServiceError::RateLimited { .. } | ServiceError::TooManyStreams { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            ServiceError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

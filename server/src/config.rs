@@ -221,6 +221,12 @@ pub struct Config {
     #[arg(long, env = "HERALD_KEY_RATE_LIMIT_PER_SEC", default_value_t = 100.0)]
     pub key_rate_limit_per_sec: f64,
 
+    /// How long an `Idempotency-Key` stays bound to its first request, in
+    /// seconds: a retry within it answers the same ids and stores nothing
+    /// twice; another request with the key is 422.
+    #[arg(long, env = "HERALD_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
+    pub idempotency_ttl_secs: u64,
+
     /// `keys` manages API keys; without a command Herald serves.
     #[command(subcommand)]
     pub command: Option<Command>,

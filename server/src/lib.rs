@@ -248,6 +248,7 @@ pub async fn start(
                 burst: cfg.key_rate_limit_burst,
                 per_second: cfg.key_rate_limit_per_sec,
             },
+            idempotency_ttl: Duration::from_secs(cfg.idempotency_ttl_secs.max(1)),
             streams: hub::StreamLimits {
                 per_user: cfg.max_streams_per_user,
                 total: cfg.max_streams,

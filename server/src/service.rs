@@ -24,7 +24,7 @@ use crate::auth::Auth;
 use crate::delivery::Early;
 use crate::hub::{Full, Hub, StreamLimits};
 use crate::kafka::Producer;
-use crate::store::Store;
+use crate::store::{Claim, Store};
 use crate::stream::{self, StreamEvent};
 use crate::writer::Writer;
 
@@ -49,6 +49,8 @@ pub struct Limits {
     pub key_rate: RateLimit,
     /// Open event streams, per user and in all.
     pub streams: StreamLimits,
+    /// How long an `Idempotency-Key` stays bound to its first request.
+    pub idempotency_ttl: Duration,
 }
 
 /// Cheap-to-clone handle on everything a request needs.
@@ -66,6 +68,7 @@ struct Shared {
     auth: Auth,
     limiter: Limiter,
     key_limiter: Limiter,
+    idempotency_ttl: Duration,
     /// Stores and pushes acknowledged sends before the consumer reads them
     /// back; `None` when switched off.
     early: Option<Early>,
@@ -100,11 +103,40 @@ enum Sender {
     Key(i64),
 }
 
+impl Sender {
+    /// Who owns an `Idempotency-Key`: keys of different senders never meet.
+    fn label(self) -> String {
+        match self {
+            Sender::User(id) => format!("user:{id}"),
+            Sender::Key(id) => format!("key:{id}"),
+        }
+    }
+}
+
+/// The id of the notification for `recipient` of the request `sender` sent
+/// with `key`: the same on every retry, on every instance (a UUIDv8 of the
+/// first 16 bytes of a SHA-256).
+fn idempotent_id(sender: Sender, key: &str, recipient: i64) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}\n{key}\n{recipient}", sender.label()));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
+}
+
+/// Most recipients of one send.
+pub const MAX_RECIPIENTS: usize = 1_000;
+
 enum Limiter {
     /// Rate limiting switched off.
     Off,
     /// governor, keyed by sender id.
-    Local(DefaultKeyedRateLimiter<i64>),
+    Local {
+        /// The limiter.
+        limiter: DefaultKeyedRateLimiter<i64>,
+        /// Its burst, to say why a request larger than it never passes.
+        burst: u32,
+    },
     /// GCRA in PostgreSQL (see `Store::take_send`).
     Shared {
         /// One send per `period` after the burst.
@@ -124,8 +156,9 @@ impl Limiter {
                 period,
                 burst: burst.get(),
             },
-            Some(burst) => Quota::with_period(period).map_or(Limiter::Off, |q| {
-                Limiter::Local(RateLimiter::keyed(q.allow_burst(burst)))
+            Some(burst) => Quota::with_period(period).map_or(Limiter::Off, |q| Limiter::Local {
+                limiter: RateLimiter::keyed(q.allow_burst(burst)),
+                burst: burst.get(),
             }),
         }
     }
@@ -147,6 +180,7 @@ impl Service {
             rate,
             key_rate,
             streams: stream_limits,
+            idempotency_ttl,
         } = limits;
         let users = users.into_iter().map(|u| (u.id, u)).collect();
         let store = writer.store().clone();
@@ -162,6 +196,7 @@ impl Service {
                 auth,
                 limiter,
                 key_limiter,
+                idempotency_ttl,
                 early,
                 readiness: tokio::sync::Mutex::new(None),
                 stream_limits,
@@ -219,26 +254,40 @@ impl Service {
     /// Take one send from `sender`'s allowance, or say when to retry.
     /// (Keys draw from their own limiter; in the shared table they are
     /// kept apart from users by a negative id.)
-    async fn check_rate(&self, sender: Sender) -> Result<(), ServiceError> {
+    async fn check_rate(&self, sender: Sender, cost: u32) -> Result<(), ServiceError> {
         let (limiter, sender) = match sender {
             Sender::User(id) => (&self.shared.limiter, id),
             Sender::Key(id) => (&self.shared.key_limiter, -id),
         };
+        let too_many = |burst: u32| {
+            ServiceError::Invalid(format!(
+                "{cost} recipients at once is more than this sender's burst of {burst} allows; \
+                 send in smaller groups"
+            ))
+        };
         let wait = match limiter {
             Limiter::Off => return Ok(()),
-            Limiter::Local(limiter) => match limiter.check_key(&sender) {
-                Ok(()) => return Ok(()),
-                Err(not_until) => not_until.wait_time_from(DefaultClock::default().now()),
-            },
+            Limiter::Local { limiter, burst } => {
+                let n = NonZeroU32::new(cost.max(1)).unwrap_or(NonZeroU32::MIN);
+                match limiter.check_key_n(&sender, n) {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(not_until)) => not_until.wait_time_from(DefaultClock::default().now()),
+                    Err(_) => return Err(too_many(*burst)),
+                }
+            }
             Limiter::Shared { period, burst } => {
-                let taken = self.shared.store.take_send(sender, *period, *burst);
+                if cost > *burst {
+                    return Err(too_many(*burst));
+                }
+                let taken = self.shared.store.take_send(sender, *period, *burst, cost);
                 match taken.await.map_err(store_error)? {
                     None => return Ok(()),
                     Some(wait) => wait,
                 }
             }
         };
-        metrics::counter!("herald_sends_total", "outcome" => "rate_limited").increment(1);
+        metrics::counter!("herald_sends_total", "outcome" => "rate_limited")
+            .increment(u64::from(cost));
         Err(ServiceError::RateLimited {
             retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
         })
@@ -251,7 +300,7 @@ impl Service {
         for limiter in [&self.shared.limiter, &self.shared.key_limiter] {
             match limiter {
                 Limiter::Off => {}
-                Limiter::Local(limiter) => limiter.retain_recent(),
+                Limiter::Local { limiter, .. } => limiter.retain_recent(),
                 Limiter::Shared { .. } => shared = true,
             }
         }
@@ -260,6 +309,199 @@ impl Service {
                 tracing::warn!(error = %e, "pruning the shared rate limit failed");
             }
         }
+        let expired_before = (Utc::now() - self.idempotency_ttl()).to_rfc3339();
+        if let Err(e) = self.shared.store.prune_idempotency(&expired_before).await {
+            tracing::warn!(error = %e, "pruning expired Idempotency-Keys failed");
+        }
+    }
+
+    /// Send one message to each of `to` (1 to [`MAX_RECIPIENTS`], each
+    /// once), one Kafka record per recipient; answers once the broker
+    /// acknowledged them all. All or nothing up front: a sender, message or
+    /// recipient that is not right refuses the whole request before
+    /// anything is produced, and the rate limit takes one send per
+    /// recipient. (`n.to` is ignored.)
+    ///
+    /// With an `Idempotency-Key` the ids are derived from sender, key and
+    /// recipient, so a retry (the answer was lost, even after the broker
+    /// had the records) produces the same ids and the store keeps each
+    /// once; the same key with another request is 422 for
+    /// [`Self::idempotency_ttl`] after its first use.
+    /// If the broker takes some records and not others the answer is 503:
+    /// retry with the same key to complete it without duplicates.
+    pub async fn send_to(
+        &self,
+        who: Principal,
+        n: NewNotification,
+        to: &[i64],
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<Notification>, ServiceError> {
+        let NewNotification {
+            from,
+            message,
+            category,
+            priority,
+            ..
+        } = n;
+        let (category, priority) = (
+            category.unwrap_or_default(),
+            priority.unwrap_or(DEFAULT_PRIORITY),
+        );
+        let (from, sender) = match (who, from) {
+            (Principal::Service { scopes, .. }, _) if !scopes.send => {
+                return Err(ServiceError::Forbidden(
+                    "this API key has no `send` scope".into(),
+                ))
+            }
+            (Principal::Service { .. }, Some(_)) => {
+                return Err(ServiceError::Invalid(
+                    "an API key sends as its service: leave `from` out".into(),
+                ))
+            }
+            (Principal::Service { key, .. }, None) => {
+                (self.service_sender(key).await?, Sender::Key(key))
+            }
+            (Principal::User(me), Some(from)) if from != me && !self.shared.auth.is_open() => {
+                return Err(ServiceError::Forbidden(format!(
+                    "you are signed in as user {me} and cannot send as user {from}"
+                )))
+            }
+            (_, Some(from)) => (self.user(from)?, Sender::User(from)),
+            (Principal::User(me), None) => (self.user(me)?, Sender::User(me)),
+            (Principal::Anyone, None) => {
+                return Err(ServiceError::Invalid(
+                    "missing sender: give `from` (or sign in)".into(),
+                ))
+            }
+        };
+        let recipients = self.recipients(to)?;
+        let message = check_message(&message).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if !PRIORITY_RANGE.contains(&priority) {
+            return Err(ServiceError::Invalid(format!(
+                "invalid priority {priority}: expected 1 (min) to 5 (max)"
+            )));
+        }
+        let ids = match idempotency_key {
+            None => recipients.iter().map(|_| Uuid::now_v7()).collect(),
+            Some(key) => {
+                let request = format!(
+                    "{}\n{}\n{}\n{}\n{message}",
+                    to.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
+                    category.as_str(),
+                    priority,
+                    from.name,
+                );
+                self.claim_idempotency(sender, key, &request).await?;
+                recipients
+                    .iter()
+                    .map(|r| idempotent_id(sender, key, r.id))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let cost = u32::try_from(recipients.len()).unwrap_or(u32::MAX);
+        self.check_rate(sender, cost).await?;
+        let created_at = Utc::now();
+        let sent: Vec<Notification> = recipients
+            .into_iter()
+            .zip(ids)
+            .map(|(to, id)| Notification {
+                id: id.to_string(),
+                from: from.clone(),
+                to,
+                message: message.clone(),
+                created_at,
+                category,
+                priority,
+                read: false,
+                archived: false,
+                from_service: matches!(sender, Sender::Key(_)),
+            })
+            .collect();
+        let started = Instant::now();
+        let produced =
+            futures::future::join_all(sent.iter().map(|n| self.shared.producer.send(n))).await;
+        metrics::histogram!("herald_produce_seconds").record(started.elapsed().as_secs_f64());
+        let mut failed = None;
+        for (n, result) in sent.iter().zip(produced) {
+            let outcome = match result {
+                Ok(source) => {
+                    if let Some(early) = &self.shared.early {
+                        early.offer(n, source);
+                    }
+                    "accepted"
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    "unavailable"
+                }
+            };
+            metrics::counter!("herald_sends_total", "outcome" => outcome).increment(1);
+        }
+        match failed {
+            None => Ok(sent),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// The users of `to`: at least one, at most [`MAX_RECIPIENTS`], each
+    /// once, every one known. One unknown recipient answers like the seed
+    /// route ("User not found"), naming it when there are several.
+    fn recipients(&self, to: &[i64]) -> Result<Vec<User>, ServiceError> {
+        if to.is_empty() || to.len() > MAX_RECIPIENTS {
+            return Err(ServiceError::Invalid(format!(
+                "`to` takes 1 to {MAX_RECIPIENTS} recipients; got {}",
+                to.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(to.len());
+        if let Some(twice) = to.iter().find(|id| !seen.insert(**id)) {
+            return Err(ServiceError::Invalid(format!(
+                "recipient {twice} is listed twice"
+            )));
+        }
+        to.iter()
+            .map(|&id| {
+                self.user(id).map_err(|e| match (e, to.len()) {
+                    (ServiceError::UserNotFound, n) if n > 1 => {
+                        ServiceError::NotFound(format!("User not found: {id}"))
+                    }
+                    (e, _) => e,
+                })
+            })
+            .collect()
+    }
+
+    /// Claim `key` for this request, or refuse a key reused for another.
+    async fn claim_idempotency(
+        &self,
+        sender: Sender,
+        key: &str,
+        request: &str,
+    ) -> Result<(), ServiceError> {
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ServiceError::Invalid(
+                "Idempotency-Key takes 1 to 255 visible ASCII characters".into(),
+            ));
+        }
+        let expired_before = (Utc::now() - self.idempotency_ttl()).to_rfc3339();
+        let hash = crate::keys::hash(request);
+        let claim = self
+            .shared
+            .store
+            .claim_idempotency(&sender.label(), key, &hash, &expired_before)
+            .await
+            .map_err(store_error)?;
+        match claim {
+            Claim::New | Claim::Retry => Ok(()),
+            Claim::Conflict => Err(ServiceError::Unprocessable(
+                "this Idempotency-Key was used for another request; use a new key".into(),
+            )),
+        }
+    }
+
+    /// How long an `Idempotency-Key` stays bound to its first request.
+    pub fn idempotency_ttl(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.shared.idempotency_ttl).unwrap_or(chrono::Duration::days(1))
     }
 
     /// Who an API key (`hk_…`) is: a live key of the store, checked on
@@ -432,78 +674,9 @@ impl NotificationService for Service {
     /// `delivery.rs`). `from` defaults to the caller; naming someone else is
     /// 403.
     async fn send(&self, who: Principal, n: NewNotification) -> Result<Notification, ServiceError> {
-        let NewNotification {
-            from,
-            to,
-            message,
-            category,
-            priority,
-        } = n;
-        let (category, priority) = (
-            category.unwrap_or_default(),
-            priority.unwrap_or(DEFAULT_PRIORITY),
-        );
-        let (from, sender) = match (who, from) {
-            (Principal::Service { scopes, .. }, _) if !scopes.send => {
-                return Err(ServiceError::Forbidden(
-                    "this API key has no `send` scope".into(),
-                ))
-            }
-            (Principal::Service { .. }, Some(_)) => {
-                return Err(ServiceError::Invalid(
-                    "an API key sends as its service: leave `from` out".into(),
-                ))
-            }
-            (Principal::Service { key, .. }, None) => {
-                (self.service_sender(key).await?, Sender::Key(key))
-            }
-            (Principal::User(me), Some(from)) if from != me && !self.shared.auth.is_open() => {
-                return Err(ServiceError::Forbidden(format!(
-                    "you are signed in as user {me} and cannot send as user {from}"
-                )))
-            }
-            (_, Some(from)) => (self.user(from)?, Sender::User(from)),
-            (Principal::User(me), None) => (self.user(me)?, Sender::User(me)),
-            (Principal::Anyone, None) => {
-                return Err(ServiceError::Invalid(
-                    "missing sender: give `from` (or sign in)".into(),
-                ))
-            }
-        };
-        let to = self.user(to)?;
-        let message = check_message(&message).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        if !PRIORITY_RANGE.contains(&priority) {
-            return Err(ServiceError::Invalid(format!(
-                "invalid priority {priority}: expected 1 (min) to 5 (max)"
-            )));
-        }
-        self.check_rate(sender).await?;
-        let n = Notification {
-            id: Uuid::now_v7().to_string(),
-            from,
-            to,
-            message,
-            created_at: Utc::now(),
-            category,
-            priority,
-            read: false,
-            archived: false,
-            from_service: matches!(sender, Sender::Key(_)),
-        };
-        let started = Instant::now();
-        let produced = self.shared.producer.send(&n).await;
-        metrics::histogram!("herald_produce_seconds").record(started.elapsed().as_secs_f64());
-        let outcome = if produced.is_ok() {
-            "accepted"
-        } else {
-            "unavailable"
-        };
-        metrics::counter!("herald_sends_total", "outcome" => outcome).increment(1);
-        let source = produced?;
-        if let Some(early) = &self.shared.early {
-            early.offer(&n, source);
-        }
-        Ok(n)
+        let to = [n.to];
+        let mut sent = self.send_to(who, n, &to, None).await?;
+        sent.pop().ok_or(ServiceError::Internal)
     }
 
     /// One page of `user_id`'s notifications (newest first, older than the

@@ -495,9 +495,12 @@ impl Store {
         sender: i64,
         period: Duration,
         burst: u32,
+        cost: u32,
     ) -> Result<Option<Duration>, sqlx::Error> {
-        let period = period.as_secs_f64();
-        let tolerance = period * f64::from(burst);
+        // `cost` sends at once (one per recipient) advance the arrival time
+        // `cost` periods, and must fit the burst as one step.
+        let tolerance = period.as_secs_f64() * f64::from(burst);
+        let period = period.as_secs_f64() * f64::from(cost.max(1));
         let allowed: Option<f64> = sqlx::query_scalar(
             "INSERT INTO send_allowance AS a (sender_id, tat)
              VALUES ($1, EXTRACT(EPOCH FROM now())::float8 + $2)
@@ -600,6 +603,60 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Claim `Idempotency-Key` `key` of `sender` for a request hashing to
+    /// `request_hash`. A claim older than `expired_before` (RFC 3339) is
+    /// taken over. Answers [`Claim::New`] for a first use, [`Claim::Retry`]
+    /// when the same request came before, [`Claim::Conflict`] when another
+    /// request used the key.
+    pub async fn claim_idempotency(
+        &self,
+        sender: &str,
+        key: &str,
+        request_hash: &str,
+        expired_before: &str,
+    ) -> Result<Claim, sqlx::Error> {
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO idempotency_keys (sender, key, request_hash, created_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (sender, key) DO UPDATE
+                SET request_hash = excluded.request_hash, created_at = excluded.created_at
+                WHERE idempotency_keys.created_at < $5
+             RETURNING request_hash",
+        )
+        .bind(sender)
+        .bind(key)
+        .bind(request_hash)
+        .bind(Utc::now().to_rfc3339())
+        .bind(expired_before)
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimed.is_some() {
+            return Ok(Claim::New);
+        }
+        let earlier: Option<String> = sqlx::query_scalar(
+            "SELECT request_hash FROM idempotency_keys WHERE sender = $1 AND key = $2",
+        )
+        .bind(sender)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match earlier {
+            Some(h) if h == request_hash => Claim::Retry,
+            // Gone between the two statements (pruned): a first use.
+            None => Claim::New,
+            Some(_) => Claim::Conflict,
+        })
+    }
+
+    /// Forget `Idempotency-Key`s claimed before `expired_before`.
+    pub async fn prune_idempotency(&self, expired_before: &str) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(expired_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Prove the store takes writes (for readiness): rewrite one row.
@@ -894,6 +951,17 @@ fn decode(r: &AnyRow) -> Result<Stored, sqlx::Error> {
             from_service: r.try_get::<String, _>("sender_kind")? == SERVICE_SENDER,
         },
     })
+}
+
+/// What [`Store::claim_idempotency`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free (or expired): this is the first request.
+    New,
+    /// The same request came with this key before: a retry.
+    Retry,
+    /// Another request used this key.
+    Conflict,
 }
 
 /// One API key as stored (without the key).
@@ -1219,19 +1287,22 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         let period = Duration::from_secs(10);
         for _ in 0..3 {
-            assert_eq!(store.take_send(2, period, 3).await.unwrap(), None);
+            assert_eq!(store.take_send(2, period, 3, 1).await.unwrap(), None);
         }
         let wait = store
-            .take_send(2, period, 3)
+            .take_send(2, period, 3, 1)
             .await
             .unwrap()
             .expect("over the burst");
         assert!(wait > Duration::from_secs(8) && wait <= period, "{wait:?}");
         assert_eq!(
-            store.take_send(3, period, 3).await.unwrap(),
+            store.take_send(3, period, 3, 1).await.unwrap(),
             None,
             "per sender"
         );
+        // A send to three recipients takes three at once: the whole burst.
+        assert_eq!(store.take_send(4, period, 3, 3).await.unwrap(), None);
+        assert!(store.take_send(4, period, 3, 1).await.unwrap().is_some());
         assert_eq!(
             store.prune_send_allowance().await.unwrap(),
             0,

@@ -58,6 +58,7 @@ async fn lagging_stream(url: &str) {
             rate,
             key_rate: rate,
             streams: StreamLimits::default(),
+            idempotency_ttl: std::time::Duration::from_secs(86_400),
         },
         None,
     );

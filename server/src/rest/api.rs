@@ -1,7 +1,8 @@
 //! The JSON API: users, sending, inbox pages, counts and read state.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -29,27 +30,112 @@ pub struct UsersBody {
     users: Vec<User>,
 }
 
-/// Send a notification; answers 202 with it once the broker acknowledged it.
+/// Body of `POST /api/notifications`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    /// Sender id; defaults to the caller, and must be the caller when auth
+    /// is on. Left out by API keys (they send as their service).
+    #[serde(default)]
+    from: Option<i64>,
+    /// One recipient id, or a list of 1 to 1,000 different ones.
+    to: Recipients,
+    /// The text: 1–2,000 characters after trimming, no control characters
+    /// but newline and tab.
+    message: String,
+    /// `info` (default), `mention` or `alert`.
+    #[serde(default)]
+    category: Option<Category>,
+    /// 1 (min) to 5 (max); 3 by default.
+    #[serde(default)]
+    priority: Option<u8>,
+}
+
+/// One recipient, or several.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Recipients {
+    /// One user id: the answer is the notification.
+    One(i64),
+    /// Several user ids: the answer lists one notification per recipient,
+    /// in the same order.
+    Many(Vec<i64>),
+}
+
+/// Answer of a send to a list of recipients.
+#[derive(Serialize, ToSchema)]
+pub struct SentBody {
+    /// One per recipient, in the order of `to`.
+    notifications: Vec<Notification>,
+}
+
+/// Send a notification; answers 202 once the broker acknowledged it.
 ///
 /// A user sends as themselves; a service sends with its API key (`Bearer
 /// hk_…`, scope `send`) to any user, leaves `from` out, and its
 /// notification shows the key's name with `from_service: true`.
+///
+/// `to` is one id (the answer is the notification) or a list of up to
+/// 1,000 (the answer is `{"notifications": […]}`, one per recipient). All
+/// or nothing: one unknown recipient is 404 naming it, and nothing is sent.
+/// With an `Idempotency-Key` header a retry of the same request (within
+/// `HERALD_IDEMPOTENCY_TTL_SECS`, on any instance, even when the first
+/// answer was lost) answers the same ids and stores nothing twice; the key
+/// with another request is 422.
 #[utoipa::path(post, path = "/api/notifications", tag = "api",
-    request_body = NewNotification,
+    request_body = SendBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1-255 visible ASCII characters, chosen by the client per request")),
     security(("bearer" = []), ("cookie" = []), ("apiKey" = [])),
     responses(
-        (status = 202, description = "Accepted by the broker; it will be stored and streamed", body = Notification),
+        (status = 202, description = "Accepted by the broker; it will be stored and streamed. One recipient: the notification; a list: `{\"notifications\":[…]}`", body = Notification),
+        (status = 422, description = "The Idempotency-Key was used for another request", body = super::MessageBody),
         ClientErrors, SendLimits,
     ))]
 pub async fn create(
     State(service): State<Service>,
     Caller(who): Caller,
-    ApiJson(body): ApiJson<NewNotification>,
-) -> Result<(StatusCode, Json<Notification>), AppError> {
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SendBody>,
+) -> Result<Response, AppError> {
     body.from.map(|f| positive_id("from", f)).transpose()?;
-    positive_id("to", body.to)?;
-    let n = service.send(who, body).await?;
-    Ok((StatusCode::ACCEPTED, Json(n)))
+    let to = match &body.to {
+        Recipients::One(id) => vec![*id],
+        Recipients::Many(ids) => ids.clone(),
+    };
+    for id in &to {
+        positive_id("to", *id)?;
+    }
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            AppError::bad_request("Idempotency-Key takes 1 to 255 visible ASCII characters")
+        })?),
+    };
+    let n = NewNotification {
+        from: body.from,
+        // Ignored by `send_to`, which takes the list (an empty one is its
+        // 400, not a panic here).
+        to: to.first().copied().unwrap_or_default(),
+        message: body.message,
+        category: body.category,
+        priority: body.priority,
+    };
+    let mut sent = service.send_to(who, n, &to, key).await?;
+    Ok(match body.to {
+        Recipients::One(_) => {
+            let one = sent
+                .pop()
+                .ok_or(AppError::Service(app::model::ServiceError::Internal))?;
+            (StatusCode::ACCEPTED, Json(one)).into_response()
+        }
+        Recipients::Many(_) => (
+            StatusCode::ACCEPTED,
+            Json(SentBody {
+                notifications: sent,
+            }),
+        )
+            .into_response(),
+    })
 }
 
 /// Query of a notification list.
