@@ -122,6 +122,7 @@ pub async fn send_notification(
         message,
         category: Some(category),
         priority: Some(priority),
+        ..Default::default()
     };
     service.send(who, n).await
 }

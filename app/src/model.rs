@@ -93,6 +93,42 @@ pub struct Notification {
     /// the key's id, `from.name` its name), not a user. Left out when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_service: bool,
+    /// A title shown above the message (up to 120 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Where a click on the notification leads: an absolute `http` or
+    /// `https` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// Up to two buttons, each opening its URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+}
+
+/// A button on a notification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// Its text (1 to 40 characters).
+    pub label: String,
+    /// What it opens: an absolute `http` or `https` URL.
+    pub url: String,
+}
+
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 120;
+
+/// Most actions on one notification.
+pub const MAX_ACTIONS: usize = 2;
+
+/// Whether `url` may go into an `href`: it starts with `https://` or
+/// `http://` (checked in full by the server when the notification is
+/// accepted; the UI checks again before rendering, so no `javascript:`
+/// URL can reach a link even from a record written past the server).
+pub fn is_web_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
 }
 
 #[cfg(any(test, feature = "test-support"))]
@@ -118,6 +154,9 @@ impl Notification {
             read: false,
             archived: false,
             from_service: false,
+            title: None,
+            link: None,
+            actions: Vec::new(),
         }
     }
 }
@@ -169,6 +208,15 @@ pub struct NewNotification {
     /// 1 (min) to 5 (max); 3 by default.
     #[serde(default)]
     pub priority: Option<u8>,
+    /// A title (up to 120 characters).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Where a click leads: an absolute `http`/`https` URL.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// Up to two buttons `{label, url}`.
+    #[serde(default)]
+    pub actions: Vec<Action>,
 }
 
 /// Which notifications a list shows.
@@ -436,6 +484,16 @@ pub fn relative_time(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn only_web_urls_reach_an_href() {
+        for ok in ["https://a.example/x", "http://a.example", "HTTPS://A.EXAMPLE"] {
+            assert!(is_web_url(ok), "{ok}");
+        }
+        for bad in ["javascript:alert(1)", " https://a.example", "data:,x", "/x", "", "https:"] {
+            assert!(!is_web_url(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn relative_time_reads_naturally() {

@@ -37,7 +37,7 @@ use app::model::{is_acceptable_id, Notification, User};
 use crate::config::Config;
 use crate::delivery::Ledger;
 use crate::kafka::{base_config, is_permanent, DeadLetter, Original, Producer, Record};
-use crate::service::check_message;
+use crate::service::{check_extras, check_message};
 use crate::store::Source;
 use crate::writer::{Origin, Writer};
 
@@ -560,6 +560,13 @@ fn decode_value(
         ));
     }
     record.message = check_message(&record.message).map_err(|e| reject(e.kind(), e.to_string()))?;
+    let extras = check_extras(
+        record.title.as_deref(),
+        record.link.as_deref(),
+        &record.actions,
+    )
+    .map_err(|e| reject("invalid_fields", e.to_string()))?;
+    (record.title, record.link, record.actions) = (extras.title, extras.link, extras.actions);
     Ok(record.into_notification(at.topic, at.partition, at.offset, at.timestamp))
 }
 

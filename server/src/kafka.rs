@@ -52,6 +52,15 @@ pub struct Record {
     /// The sender is a service (an API key) and `from.id` its key id.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_service: bool,
+    /// Title (checked again when consumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Link (checked again when consumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// Buttons (checked again when consumed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<app::model::Action>,
 }
 
 impl Record {
@@ -66,6 +75,9 @@ impl Record {
             category: Some(n.category),
             priority: Some(n.priority),
             from_service: n.from_service,
+            title: n.title.clone(),
+            link: n.link.clone(),
+            actions: n.actions.clone(),
         }
     }
 
@@ -95,6 +107,9 @@ impl Record {
             read: false,
             archived: false,
             from_service: self.from_service,
+            title: self.title,
+            link: self.link,
+            actions: self.actions,
         }
     }
 }

@@ -15,8 +15,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 use app::model::{
-    Counts, InboxView, ListFilter, NewNotification, Notification, Page, Principal, ServiceError,
-    User, DEFAULT_PAGE, DEFAULT_PRIORITY, MAX_MESSAGE_CHARS, MAX_PAGE, PRIORITY_RANGE,
+    Action, Counts, InboxView, ListFilter, NewNotification, Notification, Page, Principal,
+    ServiceError, User, DEFAULT_PAGE, DEFAULT_PRIORITY, MAX_ACTIONS, MAX_MESSAGE_CHARS, MAX_PAGE,
+    MAX_TITLE_CHARS, PRIORITY_RANGE,
 };
 use app::service::{NotificationService, Session};
 
@@ -341,6 +342,9 @@ impl Service {
             message,
             category,
             priority,
+            title,
+            link,
+            actions,
             ..
         } = n;
         let (category, priority) = (
@@ -376,6 +380,8 @@ impl Service {
         };
         let recipients = self.recipients(to)?;
         let message = check_message(&message).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let extras = check_extras(title.as_deref(), link.as_deref(), &actions)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if !PRIORITY_RANGE.contains(&priority) {
             return Err(ServiceError::Invalid(format!(
                 "invalid priority {priority}: expected 1 (min) to 5 (max)"
@@ -384,13 +390,17 @@ impl Service {
         let ids = match idempotency_key {
             None => recipients.iter().map(|_| Uuid::now_v7()).collect(),
             Some(key) => {
-                let request = format!(
-                    "{}\n{}\n{}\n{}\n{message}",
-                    to.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
-                    category.as_str(),
-                    priority,
-                    from.name,
-                );
+                let request = serde_json::json!({
+                    "to": to,
+                    "from": from.name,
+                    "message": message,
+                    "category": category.as_str(),
+                    "priority": priority,
+                    "title": extras.title,
+                    "link": extras.link,
+                    "actions": extras.actions,
+                })
+                .to_string();
                 self.claim_idempotency(sender, key, &request).await?;
                 recipients
                     .iter()
@@ -415,6 +425,9 @@ impl Service {
                 read: false,
                 archived: false,
                 from_service: matches!(sender, Sender::Key(_)),
+                title: extras.title.clone(),
+                link: extras.link.clone(),
+                actions: extras.actions.clone(),
             })
             .collect();
         let started = Instant::now();
@@ -805,6 +818,101 @@ pub fn check_message(message: &str) -> Result<String, BadMessage> {
         return Err(BadMessage::TooLong(chars));
     }
     Ok(message)
+}
+
+/// A notification's title, link and actions as stored, once checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Trimmed title.
+    pub title: Option<String>,
+    /// Absolute http(s) URL, as parsed (normalised).
+    pub link: Option<String>,
+    /// Buttons.
+    pub actions: Vec<Action>,
+}
+
+/// Check a title (1-120 characters after trimming, no control characters),
+/// a link and up to two actions (labels 1-40 characters, URLs absolute
+/// `http`/`https` with a host, at most 2,048 bytes). Sends through the API
+/// and records from the topic pass the same check.
+pub fn check_extras(
+    title: Option<&str>,
+    link: Option<&str>,
+    actions: &[Action],
+) -> Result<Extras, BadField> {
+    let title = match title.map(str::trim) {
+        None => None,
+        Some(t) if t.is_empty() || t.chars().count() > MAX_TITLE_CHARS => {
+            return Err(BadField::Title(format!(
+                "title must be 1 to {MAX_TITLE_CHARS} characters"
+            )))
+        }
+        Some(t) if t.chars().any(char::is_control) => {
+            return Err(BadField::Title(
+                "title must not hold control characters".into(),
+            ))
+        }
+        Some(t) => Some(t.to_owned()),
+    };
+    let link = link.map(|l| web_url("link", l)).transpose()?;
+    if actions.len() > MAX_ACTIONS {
+        return Err(BadField::Actions(format!(
+            "at most {MAX_ACTIONS} actions; got {}",
+            actions.len()
+        )));
+    }
+    let actions = actions
+        .iter()
+        .map(|a| {
+            let label = a.label.trim();
+            if label.is_empty() || label.chars().count() > 40 || label.chars().any(char::is_control)
+            {
+                return Err(BadField::Actions(
+                    "an action's label must be 1 to 40 characters, no control characters".into(),
+                ));
+            }
+            Ok(Action {
+                label: label.to_owned(),
+                url: web_url("action url", &a.url)?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Extras {
+        title,
+        link,
+        actions,
+    })
+}
+
+/// `text` as an absolute `http`/`https` URL with a host, or why not: no
+/// `javascript:`, `data:` or relative URL ever reaches an `href`.
+fn web_url(field: &str, text: &str) -> Result<String, BadField> {
+    let bad = |why: &str| BadField::Link(format!("{field} {why}"));
+    if text.len() > 2_048 {
+        return Err(bad("is longer than 2,048 bytes"));
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad("must not hold spaces or control characters"));
+    }
+    let url = url::Url::parse(text).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("must be an http or https URL with a host"));
+    }
+    Ok(url.to_string())
+}
+
+/// Why [`check_extras`] refused a field.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadField {
+    /// The title.
+    #[error("{0}")]
+    Title(String),
+    /// The link, or an action's URL.
+    #[error("{0}")]
+    Link(String),
+    /// The actions.
+    #[error("{0}")]
+    Actions(String),
 }
 
 /// Why [`check_message`] refused a message.

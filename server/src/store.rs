@@ -804,7 +804,7 @@ async fn insert_rows<'a>(
         "INSERT INTO notifications
             (id, recipient_id, recipient_name, sender_id, sender_name, message,
              created_at, kafka_partition, kafka_offset, category, priority,
-             sender_kind) VALUES ",
+             sender_kind, title, link, actions) VALUES ",
     );
     for (i, (n, src)) in rows.iter().enumerate() {
         q.push(if i == 0 { "(" } else { ", (" });
@@ -820,15 +820,18 @@ async fn insert_rows<'a>(
         q.bind(src.offset).push(", ");
         q.bind(n.category.as_str().to_owned()).push(", ");
         q.bind(i64::from(n.priority)).push(", ");
-        q.bind(
-            if n.from_service {
-                SERVICE_SENDER
-            } else {
-                "user"
-            }
-            .to_owned(),
-        )
-        .push(")");
+        let kind = if n.from_service {
+            SERVICE_SENDER
+        } else {
+            "user"
+        };
+        q.bind(kind.to_owned()).push(", ");
+        q.bind(n.title.clone()).push(", ");
+        q.bind(n.link.clone()).push(", ");
+        let actions = (!n.actions.is_empty())
+            .then(|| serde_json::to_string(&n.actions).ok())
+            .flatten();
+        q.bind(actions).push(")");
     }
     q.push(" ON CONFLICT (id) DO NOTHING RETURNING id, seq");
     let returned = q.fetch_all(conn).await?;
@@ -949,6 +952,14 @@ fn decode(r: &AnyRow) -> Result<Stored, sqlx::Error> {
             read: r.try_get::<Option<String>, _>("read_at")?.is_some(),
             archived: r.try_get::<Option<String>, _>("archived_at")?.is_some(),
             from_service: r.try_get::<String, _>("sender_kind")? == SERVICE_SENDER,
+            title: r.try_get("title")?,
+            link: r.try_get("link")?,
+            actions: match r.try_get::<Option<String>, _>("actions")? {
+                None => Vec::new(),
+                Some(text) => {
+                    serde_json::from_str(&text).map_err(|e| bad("actions", Box::new(e)))?
+                }
+            },
         },
     })
 }

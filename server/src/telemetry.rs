@@ -53,6 +53,7 @@ pub const COUNTERS: &[Series] = &[
                 "nul_byte",
                 "control_character",
                 "empty_message",
+                "invalid_fields",
             ],
         )),
     ),

@@ -34,6 +34,9 @@ async fn ids_that_could_break_a_stream_and_messages_the_api_refuses_are_dead_let
         record(json!({"id": "with space", "message": "space id"})),
         record(json!({"id": "x".repeat(129), "message": "long id"})),
         record(json!({"id": "", "message": "empty id"})),
+        // A link or button that would run script in the inbox.
+        record(json!({"message": "click me", "link": "javascript:alert(1)"})),
+        record(json!({"message": "press", "actions": [{"label": "x", "url": "data:,x"}]})),
         // Terminal escapes would reach logs and screens.
         record(json!({"message": "\u{1b}[31mred"})),
         record(json!({"message": "  \n\t "})),
@@ -75,7 +78,11 @@ async fn ids_that_could_break_a_stream_and_messages_the_api_refuses_are_dead_let
         Duration::from_secs(10),
     )
     .await;
-    for (reason, n) in [("control_character", 1.0), ("empty_message", 1.0)] {
+    for (reason, n) in [
+        ("control_character", 1.0),
+        ("empty_message", 1.0),
+        ("invalid_fields", 2.0),
+    ] {
         let series = format!("herald_dead_letters_total{{reason=\"{reason}\"}}");
         assert_eq!(counter(&metrics, &series), n, "{series}\n{metrics}");
     }

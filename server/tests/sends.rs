@@ -132,3 +132,77 @@ async fn a_key_reused_for_another_request_is_422_and_keys_are_per_sender() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn title_link_and_actions_are_kept_and_only_web_urls_accepted() {
+    let h = Herald::with(secure).await;
+    let mut sse = SseClient::connect_as(&h.url("/api/users/1/events"), &token(1)).await;
+    let body = json!({
+        "to": 1,
+        "message": "Order 48213 left the warehouse",
+        "title": "  Your order shipped  ",
+        "link": "https://shop.example/orders/48213",
+        "actions": [
+            {"label": "Track", "url": "https://shop.example/track/48213"},
+            {"label": "Help", "url": "HTTP://help.example/"},
+        ],
+    });
+    let (status, sent) = call_as::<Notification>(send(&h, None, body)).await;
+    assert_eq!(status, 202);
+    assert_eq!(sent.title.as_deref(), Some("Your order shipped"), "trimmed");
+    assert_eq!(
+        sent.link.as_deref(),
+        Some("https://shop.example/orders/48213")
+    );
+    assert_eq!(sent.actions.len(), 2);
+    assert_eq!(sent.actions[1].url, "http://help.example/", "normalised");
+    let streamed: Notification = sse
+        .next_notification(Duration::from_secs(5))
+        .await
+        .expect("streamed")
+        .decode();
+    assert_eq!(streamed, sent);
+    assert_eq!(wait_for_inbox(&h, 1, 1).await, vec![sent]);
+
+    for (extra, field) in [
+        (json!({"link": "javascript:alert(1)"}), "link"),
+        (json!({"link": "JaVaScRiPt:alert(1)"}), "link"),
+        (
+            json!({"link": "data:text/html,<script>alert(1)</script>"}),
+            "link",
+        ),
+        (json!({"link": "/relative/path"}), "link"),
+        (json!({"link": "https://"}), "link"),
+        (json!({"link": "https://a.example/ x"}), "link"),
+        (
+            json!({"actions": [{"label": "x", "url": "javascript:void(0)"}]}),
+            "action url",
+        ),
+        (
+            json!({"actions": [{"label": "", "url": "https://a.example"}]}),
+            "label",
+        ),
+        (
+            json!({"actions": [{"label": "a", "url": "https://a.example"}, {"label": "b", "url": "https://a.example"}, {"label": "c", "url": "https://a.example"}]}),
+            "at most 2",
+        ),
+        (
+            json!({"actions": [{"label": "a", "url": "https://a.example", "onclick": "x"}]}),
+            "unknown field",
+        ),
+        (json!({"title": "t".repeat(121)}), "title"),
+        (json!({"title": "bell\u{7}"}), "title"),
+    ] {
+        let mut body = json!({"to": 1, "message": "x"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, answer) = call(send(&h, None, body.clone())).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            message(&answer).contains(field),
+            "{body}: {answer}, want {field}"
+        );
+    }
+    h.shutdown().await;
+}

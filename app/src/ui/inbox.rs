@@ -9,8 +9,8 @@ use super::list_state::{apply_change, offer_counts, Conn};
 use super::ErrorList;
 use crate::api::{delete_notification, get_inbox, mark_all_read, set_state};
 use crate::model::{
-    relative_time, Category, Change, Counts, InboxView, ListFilter, Notification, ServiceError,
-    DEFAULT_PRIORITY,
+    is_web_url, relative_time, Category, Change, Counts, InboxView, ListFilter, Notification,
+    ServiceError, DEFAULT_PRIORITY,
 };
 
 /// The signed-in user's notifications with filters, actions and live
@@ -272,6 +272,41 @@ pub(super) fn Item(
 ) -> impl IntoView {
     let at = n.created_at;
     let initial = n.from.name.chars().next().unwrap_or('?').to_string();
+    // Links were checked when the notification was accepted; checked again
+    // here so that no other scheme can ever reach an `href`.
+    let buttons: Vec<_> = n
+        .actions
+        .iter()
+        .filter(|a| is_web_url(&a.url))
+        .cloned()
+        .collect();
+    let title = n
+        .title
+        .clone()
+        .map(|t| view! { <p class="title" data-testid="title">{t}</p> });
+    let text = view! { <p class="text">{n.message.clone()}</p> };
+    // A click on the notification opens its link (in a new tab) and marks
+    // it read.
+    let content = match n.link.clone().filter(|l| is_web_url(l)) {
+        Some(href) => view! {
+            <a
+                class="open"
+                href=href
+                target="_blank"
+                rel="noopener noreferrer"
+                data-testid="open-link"
+            >
+                {title}
+                {text}
+            </a>
+        }
+        .into_any(),
+        None => view! {
+            {title}
+            {text}
+        }
+        .into_any(),
+    };
     let id = n.id.clone();
     // Apply the server's answer at once; the `state` event that follows
     // changes nothing more (and updates the other tabs).
@@ -352,7 +387,30 @@ pub(super) fn Item(
                         {move || relative_time(at, now.get())}
                     </time>
                 </p>
-                <p class="text">{n.message.clone()}</p>
+                {content}
+                {(!buttons.is_empty())
+                    .then(|| {
+                        view! {
+                            <p class="buttons">
+                                {buttons
+                                    .into_iter()
+                                    .map(|a| {
+                                        view! {
+                                            <a
+                                                class="button"
+                                                href=a.url
+                                                target="_blank"
+                                                rel="noopener noreferrer"
+                                                data-testid="action"
+                                            >
+                                                {a.label}
+                                            </a>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </p>
+                        }
+                    })}
             </div>
             <div class="actions">
                 <button class="link" data-testid="toggle-read" on:click=toggle_read>

@@ -49,6 +49,15 @@ pub struct SendBody {
     /// 1 (min) to 5 (max); 3 by default.
     #[serde(default)]
     priority: Option<u8>,
+    /// A title shown above the message (1 to 120 characters).
+    #[serde(default)]
+    title: Option<String>,
+    /// Where a click on the notification leads: an absolute http(s) URL.
+    #[serde(default)]
+    link: Option<String>,
+    /// Up to 2 buttons `{"label","url"}` (labels 1-40 characters, http(s) URLs).
+    #[serde(default)]
+    actions: Vec<app::model::Action>,
 }
 
 /// One recipient, or several.
@@ -119,6 +128,9 @@ pub async fn create(
         message: body.message,
         category: body.category,
         priority: body.priority,
+        title: body.title,
+        link: body.link,
+        actions: body.actions,
     };
     let mut sent = service.send_to(who, n, &to, key).await?;
     Ok(match body.to {
