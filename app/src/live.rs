@@ -9,7 +9,7 @@ use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::{EventSource, MessageEvent};
 
 use crate::model::{Counts, ListFilter, Notification, StateEvent};
-use crate::ui::list_state::{add_new, apply_change, offer_counts, Conn};
+use crate::ui::list_state::{add_new, apply_change, offer_counts, Conn, Refusal};
 
 /// What the stream updates.
 pub struct Targets {
@@ -71,7 +71,23 @@ pub fn connect(user: i64, since: &str, t: Targets) {
     }
     let on_open = Closure::<dyn FnMut()>::new(move || conn.set(Conn::Live));
     source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    let on_error = Closure::<dyn FnMut()>::new(move || conn.set(Conn::Reconnecting));
+    let (probe, probe_url) = (source.clone(), url.clone());
+    let on_error = Closure::<dyn FnMut()>::new(move || {
+        if probe.ready_state() != EventSource::CLOSED {
+            conn.set(Conn::Reconnecting);
+            return;
+        }
+        // The browser gave up: the server answered something other than
+        // 200, and EventSource does not say what. Ask, without opening a
+        // stream (HEAD), to tell the user why.
+        conn.set(Conn::Refused(Refusal::Other));
+        let url = probe_url.clone();
+        leptos::task::spawn_local(async move {
+            if let Some(status) = head_status(&url).await {
+                conn.set(Conn::Refused(Refusal::from_status(status)));
+            }
+        });
+    });
     source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
 
     // The closures must live as long as the EventSource; they are !Send, so
@@ -88,6 +104,15 @@ pub fn connect(user: i64, since: &str, t: Targets) {
         let (source, ..) = guard.take();
         source.close();
     });
+}
+
+/// The HTTP status of `HEAD url`, if the request went through.
+async fn head_status(url: &str) -> Option<u16> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("HEAD");
+    let promise = window().fetch_with_str_and_init(url, &init);
+    let response = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    Some(response.dyn_into::<web_sys::Response>().ok()?.status())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(ev: &MessageEvent) -> Option<T> {

@@ -487,10 +487,21 @@ mod tests {
 
     #[test]
     fn only_web_urls_reach_an_href() {
-        for ok in ["https://a.example/x", "http://a.example", "HTTPS://A.EXAMPLE"] {
+        for ok in [
+            "https://a.example/x",
+            "http://a.example",
+            "HTTPS://A.EXAMPLE",
+        ] {
             assert!(is_web_url(ok), "{ok}");
         }
-        for bad in ["javascript:alert(1)", " https://a.example", "data:,x", "/x", "", "https:"] {
+        for bad in [
+            "javascript:alert(1)",
+            " https://a.example",
+            "data:,x",
+            "/x",
+            "",
+            "https:",
+        ] {
             assert!(!is_web_url(bad), "{bad}");
         }
     }

@@ -16,6 +16,31 @@ pub enum Conn {
     /// The connection dropped; the browser retries by itself and the server
     /// replays what was missed (`Last-Event-ID`).
     Reconnecting,
+    /// The server refused the stream and the browser gave up (it does not
+    /// retry an answer other than 200).
+    Refused(Refusal),
+}
+
+/// Why the server refused the stream, as far as the page can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many open streams, of this user or on the server (429).
+    TooMany,
+    /// The session ended (401).
+    SignedOut,
+    /// Something else, or not known yet.
+    Other,
+}
+
+impl Refusal {
+    /// The refusal an HTTP status stands for.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            429 => Refusal::TooMany,
+            401 => Refusal::SignedOut,
+            _ => Refusal::Other,
+        }
+    }
 }
 
 impl Conn {
@@ -24,6 +49,9 @@ impl Conn {
             Conn::Connecting => "connecting",
             Conn::Live => "live",
             Conn::Reconnecting => "reconnecting",
+            Conn::Refused(Refusal::TooMany) => "refused-too-many",
+            Conn::Refused(Refusal::SignedOut) => "refused-signed-out",
+            Conn::Refused(Refusal::Other) => "refused",
         }
     }
 
@@ -32,6 +60,11 @@ impl Conn {
             Conn::Connecting => "connecting…",
             Conn::Live => "live",
             Conn::Reconnecting => "reconnecting…",
+            Conn::Refused(Refusal::TooMany) => {
+                "live updates paused: too many open tabs; close some and reload"
+            }
+            Conn::Refused(Refusal::SignedOut) => "live updates stopped: sign in again",
+            Conn::Refused(Refusal::Other) => "live updates stopped; reload to retry",
         }
     }
 }
