@@ -49,7 +49,7 @@ pub struct EventsQuery {
 /// `?since=`.
 #[utoipa::path(get, path = "/api/users/{user}/events", tag = "api",
     params(
-        ("user" = i64, Path, description = "User id"),
+        ("user" = i64, Path, minimum = 1, description = "User id"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this notification id (browsers send it on reconnect)"),
         EventsQuery,
     ),

@@ -37,31 +37,49 @@ pub struct SendBody {
     /// Sender id; defaults to the caller, and must be the caller when auth
     /// is on. Left out by API keys (they send as their service).
     #[serde(default)]
+    #[schema(minimum = 1)]
     from: Option<i64>,
     /// One recipient id, or a list of 1 to 1,000 different ones.
+    #[schema(schema_with = recipients_schema)]
     to: Recipients,
     /// The text: 1–2,000 characters after trimming, no control characters
-    /// but newline and tab.
+    /// but newline and tab (a CRLF is stored as LF).
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
+    )]
     message: String,
     /// `info` (default), `mention` or `alert`.
     #[serde(default)]
     category: Option<Category>,
     /// 1 (min) to 5 (max); 3 by default.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 5)]
     priority: Option<u8>,
     /// A title shown above the message (1 to 120 characters).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 120,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     title: Option<String>,
     /// Where a click on the notification leads: an absolute http(s) URL.
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+[^\\s]*$"
+    )]
     link: Option<String>,
     /// Up to 2 buttons `{"label","url"}` (labels 1-40 characters, http(s) URLs).
     #[serde(default)]
+    #[schema(max_items = 2)]
     actions: Vec<app::model::Action>,
 }
 
 /// One recipient, or several.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Recipients {
     /// One user id: the answer is the notification.
@@ -69,6 +87,33 @@ pub enum Recipients {
     /// Several user ids: the answer lists one notification per recipient,
     /// in the same order.
     Many(Vec<i64>),
+}
+
+/// `to` in the OpenAPI document: a positive id, or a list of 1 to 1,000.
+fn recipients_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+    };
+    let id = || {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+    };
+    OneOfBuilder::new()
+        .item(id())
+        .item(
+            ArrayBuilder::new()
+                .items(id())
+                .min_items(Some(1))
+                .max_items(Some(1_000))
+                .unique_items(true),
+        )
+        .description(Some(
+            "One recipient id, or a list of 1 to 1,000 different ones",
+        ))
+        .build()
+        .into()
 }
 
 /// Answer of a send to a list of recipients.
@@ -93,7 +138,7 @@ pub struct SentBody {
 /// with another request is 422.
 #[utoipa::path(post, path = "/api/notifications", tag = "api",
     request_body = SendBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1-255 visible ASCII characters, chosen by the client per request")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes retries safe: 1-255 visible ASCII characters, chosen by the client per request")),
     security(("bearer" = []), ("cookie" = []), ("apiKey" = [])),
     responses(
         (status = 202, description = "Accepted by the broker; it will be stored and streamed. One recipient: the notification; a list: `{\"notifications\":[…]}`", body = Notification),
@@ -181,7 +226,7 @@ pub struct PageBody {
 /// under concurrent inserts: a cursor names a notification, and the next
 /// page holds exactly the older ones.
 #[utoipa::path(get, path = "/api/users/{user}/notifications", tag = "api",
-    params(("user" = i64, Path, description = "User id"), ListQuery),
+    params(("user" = i64, Path, minimum = 1, description = "User id"), ListQuery),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "`{\"notifications\":[…],\"next_cursor\":\"…\"|null}`", body = PageBody),
@@ -234,7 +279,7 @@ impl From<Counts> for CountBody {
 
 /// A user's unread count; owner only.
 #[utoipa::path(get, path = "/api/users/{user}/notifications/count", tag = "api",
-    params(("user" = i64, Path, description = "User id")),
+    params(("user" = i64, Path, minimum = 1, description = "User id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "`{\"unread\":N,\"total\":M}`", body = CountBody),
@@ -251,7 +296,7 @@ pub async fn count(
 /// Mark every notification of a user read; owner only. Open streams get a
 /// `state` event.
 #[utoipa::path(post, path = "/api/users/{user}/notifications/read-all", tag = "api",
-    params(("user" = i64, Path, description = "User id")),
+    params(("user" = i64, Path, minimum = 1, description = "User id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The counts after: `{\"unread\":0,\"total\":M}`", body = CountBody),

@@ -165,7 +165,7 @@ pub struct SeedList {
 /// List a user's newest 100 notifications, newest first (the Go
 /// tutorial's route); owner only.
 #[utoipa::path(get, path = "/notifications/{user}", tag = "seed",
-    params(("user" = i64, Path, description = "User id (the tutorial's `userID`)")),
+    params(("user" = i64, Path, minimum = 1, description = "User id (the tutorial's `userID`)")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "`{\"notifications\":[…]}`, or `{\"message\":\"No notifications found for user\",\"notifications\":[]}`", body = SeedList),
@@ -198,8 +198,10 @@ pub async fn seed_list(
 #[allow(non_snake_case, dead_code)]
 pub struct SeedSendFields {
     /// Sender id (must be the caller when auth is on).
+    #[schema(pattern = "^[1-9][0-9]{0,17}$")]
     fromID: String,
     /// Recipient id.
+    #[schema(pattern = "^[1-9][0-9]{0,17}$")]
     toID: String,
     /// The text (1–2,000 characters after trimming).
     message: String,
