@@ -125,6 +125,16 @@ fn idempotent_id(sender: Sender, key: &str, recipient: i64) -> Uuid {
     Uuid::new_v8(bytes)
 }
 
+/// API keys send; no inbox route is theirs, whoever the inbox belongs to.
+fn refuse_keys(who: Principal) -> Result<(), ServiceError> {
+    match who {
+        Principal::Service { .. } => Err(ServiceError::Forbidden(
+            "API keys send; they cannot read or change an inbox".into(),
+        )),
+        Principal::User(_) | Principal::Anyone => Ok(()),
+    }
+}
+
 /// Most recipients of one send.
 pub const MAX_RECIPIENTS: usize = 1_000;
 
@@ -218,11 +228,7 @@ impl Service {
     /// `HERALD_AUTH=off`). Unknown users are 404 before anything else.
     fn check_owner(&self, who: Principal, user_id: i64) -> Result<User, ServiceError> {
         let user = self.user(user_id)?;
-        if let Principal::Service { .. } = who {
-            return Err(ServiceError::Forbidden(
-                "API keys send; they cannot read or change an inbox".into(),
-            ));
-        }
+        refuse_keys(who)?;
         if self.shared.auth.is_open() || who == Principal::User(user_id) {
             Ok(user)
         } else {
@@ -237,11 +243,7 @@ impl Service {
     /// Someone else's notification is answered exactly like a missing one:
     /// an id must not tell whose inbox it is in.
     async fn check_notification(&self, who: Principal, id: &str) -> Result<i64, ServiceError> {
-        if let Principal::Service { .. } = who {
-            return Err(ServiceError::Forbidden(
-                "API keys send; they cannot read or change an inbox".into(),
-            ));
-        }
+        refuse_keys(who)?;
         match self.shared.store.owner_of(id).await.map_err(store_error)? {
             Some((owner, false)) if self.shared.auth.is_open() || who == Principal::User(owner) => {
                 Ok(owner)
