@@ -271,7 +271,8 @@ pub async fn start(
     };
     let consumer_task = tasks.spawn(consumer::run(consumer, targets, shutdown.clone()));
 
-    // Keep the rate limiter's memory to recent senders.
+    // Keep the rate limiters' memory to recent senders, and the stored
+    // Idempotency-Keys to their time to live.
     let pruning = service.clone();
     let prune_stop = shutdown.clone();
     tasks.spawn(async move {
@@ -279,7 +280,7 @@ pub async fn start(
         loop {
             tokio::select! {
                 _ = prune_stop.cancelled() => break,
-                _ = every.tick() => pruning.prune_rate_limits().await,
+                _ = every.tick() => pruning.prune_expired().await,
             }
         }
     });

@@ -296,9 +296,10 @@ impl Service {
         })
     }
 
-    /// Forget senders idle long enough to have their full burst back (keeps
-    /// the limiter's memory, or its table, bounded by recent senders).
-    pub async fn prune_rate_limits(&self) {
+    /// Forget what has expired: senders idle long enough to have their full
+    /// burst back (keeps the limiters' memory, or their table, bounded by
+    /// recent senders) and `Idempotency-Key`s past their time to live.
+    pub async fn prune_expired(&self) {
         let mut shared = false;
         for limiter in [&self.shared.limiter, &self.shared.key_limiter] {
             match limiter {
