@@ -33,9 +33,9 @@ mod ctx {
     }
 
     /// The service and the signed-in user, or the service's 401 wording.
-    pub fn caller() -> Result<(SharedService, Principal, i64), ServiceError> {
+    pub async fn caller() -> Result<(SharedService, Principal, i64), ServiceError> {
         let service = service()?;
-        let who = service.authenticate(&headers())?;
+        let who = service.authenticate(&headers()).await?;
         let Principal::User(id) = who else {
             return Err(ServiceError::Unauthorized("sign in first".into()));
         };
@@ -53,17 +53,25 @@ mod ctx {
     }
 }
 
-/// All users, for the sign-in picker and the recipient list.
+/// The users the demo sign-in offers (none when it is off).
 #[server]
-pub async fn get_users() -> Result<Vec<User>, ServiceError> {
-    Ok(ctx::service()?.users())
+pub async fn demo_users() -> Result<Vec<User>, ServiceError> {
+    Ok(ctx::service()?.demo_users().await)
+}
+
+/// Users whose name starts with `query`, for the composer's recipient
+/// field (the signed-in user included; the composer leaves them out).
+#[server]
+pub async fn find_users(query: String) -> Result<Vec<User>, ServiceError> {
+    let (service, who, _) = ctx::caller().await?;
+    service.search_users(who, &query, 8).await
 }
 
 /// The signed-in user with their counts, or `None`.
 #[server]
 pub async fn whoami() -> Result<Option<Me>, ServiceError> {
     let service = ctx::service()?;
-    let Some(user) = service.current_user(&ctx::headers()) else {
+    let Some(user) = service.current_user(&ctx::headers()).await else {
         return Ok(None);
     };
     let who = crate::model::Principal::User(user.id);
@@ -74,7 +82,7 @@ pub async fn whoami() -> Result<Option<Me>, ServiceError> {
 /// Demo sign-in: sets the session cookie.
 #[server]
 pub async fn sign_in(user: i64) -> Result<User, ServiceError> {
-    let session = ctx::service()?.sign_in(user, &ctx::headers())?;
+    let session = ctx::service()?.sign_in(user, &ctx::headers()).await?;
     ctx::set_cookie(&session.set_cookie);
     Ok(session.user)
 }
@@ -94,7 +102,7 @@ pub async fn get_inbox(
     filter: ListFilter,
     before: Option<String>,
 ) -> Result<InboxView, ServiceError> {
-    let (service, who, me) = ctx::caller()?;
+    let (service, who, me) = ctx::caller().await?;
     service
         .inbox(
             who,
@@ -115,7 +123,7 @@ pub async fn send_notification(
     category: Category,
     priority: u8,
 ) -> Result<Notification, ServiceError> {
-    let (service, who, _) = ctx::caller()?;
+    let (service, who, _) = ctx::caller().await?;
     let n = crate::model::NewNotification {
         from: None,
         to,
@@ -134,20 +142,20 @@ pub async fn set_state(
     read: Option<bool>,
     archived: Option<bool>,
 ) -> Result<Notification, ServiceError> {
-    let (service, who, _) = ctx::caller()?;
+    let (service, who, _) = ctx::caller().await?;
     service.update(who, &id, read, archived).await
 }
 
 /// Mark all of the signed-in user's notifications read.
 #[server]
 pub async fn mark_all_read() -> Result<Counts, ServiceError> {
-    let (service, who, me) = ctx::caller()?;
+    let (service, who, me) = ctx::caller().await?;
     service.read_all(who, me).await
 }
 
 /// Delete one notification.
 #[server]
 pub async fn delete_notification(id: String) -> Result<(), ServiceError> {
-    let (service, who, _) = ctx::caller()?;
+    let (service, who, _) = ctx::caller().await?;
     service.delete(who, &id).await
 }

@@ -25,18 +25,31 @@ pub struct Session {
 /// Operations the UI needs. The REST layer calls the same implementation.
 #[async_trait::async_trait]
 pub trait NotificationService: Send + Sync + 'static {
-    /// All users, ordered by id.
-    fn users(&self) -> Vec<User>;
+    /// The users the demo sign-in offers (none when it is off).
+    async fn demo_users(&self) -> Vec<User>;
+    /// Up to `limit` active users whose name starts with `query` (any
+    /// case), for picking recipients; `who` must be signed in.
+    async fn search_users(
+        &self,
+        who: Principal,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<User>, ServiceError>;
     /// Who sent this request: a verified token from the `Authorization`
     /// header or the session cookie. With auth on, no valid token is
-    /// [`ServiceError::Unauthorized`].
-    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, ServiceError>;
+    /// [`ServiceError::Unauthorized`]. With auto-provisioning on, the
+    /// token's user is created on first use.
+    async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, ServiceError>;
     /// The signed-in user of a request, if any (never an error: for the UI
     /// to decide between the inbox and the sign-in screen).
-    fn current_user(&self, headers: &http::HeaderMap) -> Option<User>;
+    async fn current_user(&self, headers: &http::HeaderMap) -> Option<User>;
     /// Demo sign-in as a demo user, when the server allows it; the cookie
     /// suits the request with these headers (`Secure` over HTTPS).
-    fn sign_in(&self, user_id: i64, headers: &http::HeaderMap) -> Result<Session, ServiceError>;
+    async fn sign_in(
+        &self,
+        user_id: i64,
+        headers: &http::HeaderMap,
+    ) -> Result<Session, ServiceError>;
     /// The `Set-Cookie` values that sign the browser out.
     fn sign_out_cookies(&self) -> Vec<String>;
     /// Validate, rate-limit, produce to Kafka and wait for the broker's

@@ -27,4 +27,12 @@ async function openTab(context) {
   return { page, errors, context };
 }
 
-module.exports = { signedInContext, openTab };
+// Pick the composer's recipient the way a person does: type the start of
+// the name, click the suggestion.
+async function pickRecipient(page, typed, name) {
+  await page.getByTestId('recipient').fill(typed);
+  await page.getByTestId('suggestions').getByRole('option', { name: new RegExp(`^${name} #\\d+$`) }).click();
+  await expect(page.getByTestId('recipient')).toHaveValue(name);
+}
+
+module.exports = { signedInContext, openTab, pickRecipient };

@@ -50,6 +50,24 @@ pub struct Claims {
     /// validation (which also takes the array form), never read here.
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// Display name, from the identity provider; names a user created by
+    /// auto-provisioning (`HERALD_AUTO_PROVISION`). Anything but a string
+    /// counts as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_string"
+    )]
+    pub name: Option<String>,
+}
+
+/// A claim that is a string, or `None` for any other JSON value: a
+/// provider's odd `name` must not make a valid token invalid.
+fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
 }
 
 /// Token minting and checking; built once at start.
@@ -161,6 +179,7 @@ impl Auth {
             exp: now + self.ttl.as_secs(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            name: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "signing a token failed");
@@ -170,6 +189,11 @@ impl Auth {
 
     /// The user a token names, if its signature, expiry and subject hold.
     pub fn verify(&self, token: &str) -> Result<i64, ServiceError> {
+        self.verify_named(token).map(|(id, _)| id)
+    }
+
+    /// The user a token names and its `name` claim, if the token is valid.
+    pub fn verify_named(&self, token: &str) -> Result<(i64, Option<String>), ServiceError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| {
                 let why = match e.kind() {
@@ -187,12 +211,11 @@ impl Auth {
                 };
                 ServiceError::Unauthorized(why.into())
             })?;
-        data.claims
-            .sub
-            .parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .ok_or_else(|| ServiceError::Unauthorized("the token's `sub` is not a user id".into()))
+        let id = data.claims.sub.parse::<i64>().ok().filter(|id| *id > 0);
+        let id = id.ok_or_else(|| {
+            ServiceError::Unauthorized("the token's `sub` is not a user id".into())
+        })?;
+        Ok((id, data.claims.name))
     }
 
     /// When the token of these headers stops being accepted (its `exp`
@@ -211,9 +234,19 @@ impl Auth {
     /// valid even when auth is off (a broken token is a bug worth hearing
     /// about); a missing one is [`Principal::Anyone`] only when auth is off.
     pub fn principal(&self, headers: &HeaderMap) -> Result<Principal, ServiceError> {
+        self.principal_named(headers).map(|(who, _)| who)
+    }
+
+    /// [`Self::principal`] with the token's `name` claim, if any.
+    pub fn principal_named(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(Principal, Option<String>), ServiceError> {
         match token_from(headers)? {
-            Some(token) => self.verify(&token).map(Principal::User),
-            None if self.is_open() => Ok(Principal::Anyone),
+            Some(token) => self
+                .verify_named(&token)
+                .map(|(id, name)| (Principal::User(id), name)),
+            None if self.is_open() => Ok((Principal::Anyone, None)),
             None => Err(ServiceError::Unauthorized(
                 "sign in first: send `Authorization: Bearer <token>` or the session cookie".into(),
             )),

@@ -227,6 +227,20 @@ pub struct Config {
     #[arg(long, env = "HERALD_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
     pub idempotency_ttl_secs: u64,
 
+    /// Create the user a valid token names (`sub`) on its first use when
+    /// the directory does not know them, named from the token's `name`
+    /// claim. Off: such tokens get 404 for their inbox until the user is
+    /// put into the directory (`PUT /api/users/{id}`).
+    #[arg(long, env = "HERALD_AUTO_PROVISION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub auto_provision: bool,
+
+    /// How long this instance reuses a user's directory entry, in
+    /// milliseconds: a rename or deactivation made through another
+    /// instance takes effect here within this time (at once on the instance
+    /// that made it). 0 reads the store for every lookup.
+    #[arg(long, env = "HERALD_DIRECTORY_CACHE_MS", default_value_t = 1_000)]
+    pub directory_cache_ms: u64,
+
     /// `keys` manages API keys; without a command Herald serves.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -36,6 +36,7 @@ use app::model::{is_acceptable_id, Notification, User};
 
 use crate::config::Config;
 use crate::delivery::Ledger;
+use crate::directory::Directory;
 use crate::kafka::{base_config, is_permanent, DeadLetter, Original, Producer, Record};
 use crate::service::{check_extras, check_message};
 use crate::store::Source;
@@ -137,7 +138,7 @@ pub struct Targets {
     pub ledger: Ledger,
     /// The user directory: records from or to anyone else are dead
     /// letters, and the names shown are the directory's.
-    pub users: Arc<HashMap<i64, User>>,
+    pub directory: Directory,
     /// API key names, for records services sent.
     pub services: ServiceNames,
     /// Topic name, for ids derived from record positions.
@@ -370,6 +371,7 @@ async fn handle_batch(
     let mut unusable = Vec::new();
     let mut services = targets.services.current();
     let mut refreshed = false;
+    let mut parsed = Vec::with_capacity(batch.len());
     for msg in batch {
         let src = Source {
             partition: msg.partition(),
@@ -379,13 +381,29 @@ async fn handle_batch(
             // Stored by early delivery and committed: only the offset is left.
             continue;
         }
-        let mut decoded = decode(msg, targets, &services);
+        parsed.push((msg, src, parse(msg.payload())));
+    }
+    // Everyone the batch names, looked up at once (mostly from the cache).
+    let ids: Vec<i64> = parsed
+        .iter()
+        .filter_map(|(_, _, r)| r.as_ref().ok())
+        .flat_map(|r| [Some(r.to.id), (!r.from_service).then_some(r.from.id)])
+        .flatten()
+        .collect();
+    let Some(users) = lookup_users(&ids, targets, shutdown).await else {
+        return false;
+    };
+    for (msg, src, record) in parsed {
+        let decode = |record: Record, services: &HashMap<i64, String>| {
+            resolve(record, &position(msg, targets), &users, services)
+        };
+        let mut decoded = record.and_then(|r| decode(r, &services));
         if matches!(&decoded, Err(r) if r.kind == UNKNOWN_SERVICE) && !refreshed {
             // A key created since the names were read: read them again
             // (once per batch, so junk naming no key costs one query).
             refreshed = true;
             services = targets.services.refresh(targets.writer.store()).await;
-            decoded = decode(msg, targets, &services);
+            decoded = parse(msg.payload()).and_then(|r| decode(r, &services));
         }
         match decoded {
             Ok(n) => good.push((n, src)),
@@ -402,6 +420,31 @@ async fn handle_batch(
     );
     let (lettered, written) = tokio::join!(letters, write(good, targets, shutdown));
     lettered.into_iter().all(|done| done) && written
+}
+
+/// The users of `ids` (deactivated ones too: what was accepted before a
+/// deactivation is still stored), retrying while the store is down: a
+/// record must not become a dead letter because its recipient could not be
+/// looked up. `None` only when shutdown interrupted a retry.
+async fn lookup_users(
+    ids: &[i64],
+    targets: &Targets,
+    shutdown: &CancellationToken,
+) -> Option<HashMap<i64, User>> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match targets.directory.lookup(ids).await {
+            Ok(found) => return Some(found.into_iter().map(|(id, e)| (id, e.user)).collect()),
+            Err(e) => {
+                tracing::error!(error = %e, "user lookup failed, retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 /// Write `good` in one transaction, retrying until the store takes it.
@@ -481,22 +524,18 @@ fn reject(kind: &'static str, detail: impl Into<String>) -> Reject {
     }
 }
 
-fn decode(
-    msg: &BorrowedMessage<'_>,
-    targets: &Targets,
-    services: &HashMap<i64, String>,
-) -> Result<Notification, Reject> {
+/// Where `msg` was read.
+fn position<'a>(msg: &BorrowedMessage<'_>, targets: &'a Targets) -> Position<'a> {
     let timestamp = msg
         .timestamp()
         .to_millis()
         .and_then(DateTime::from_timestamp_millis);
-    let at = Position {
+    Position {
         topic: &targets.topic,
         partition: msg.partition(),
         offset: msg.offset(),
         timestamp,
-    };
-    decode_value(msg.payload(), &at, &targets.users, services)
+    }
 }
 
 /// Where a record was read.
@@ -509,15 +548,32 @@ struct Position<'a> {
 
 /// A record's value as a notification, or why it is unusable. Every byte
 /// of it is input: anyone who can write to the topic chooses them.
+#[cfg(test)]
 fn decode_value(
     payload: Option<&[u8]>,
     at: &Position<'_>,
     users: &HashMap<i64, User>,
     services: &HashMap<i64, String>,
 ) -> Result<Notification, Reject> {
+    parse(payload).and_then(|record| resolve(record, at, users, services))
+}
+
+/// A record's value as JSON, before anything in it is trusted.
+fn parse(payload: Option<&[u8]>) -> Result<Record, Reject> {
     let payload = payload.ok_or_else(|| reject("empty", "empty record"))?;
-    let mut record: Record = serde_json::from_slice(payload)
-        .map_err(|e| reject("invalid_json", format!("invalid JSON: {e}")))?;
+    serde_json::from_slice(payload)
+        .map_err(|e| reject("invalid_json", format!("invalid JSON: {e}")))
+}
+
+/// A parsed record as a notification: its users from the directory
+/// (`users`, or `services` for API keys), its id, message and extras
+/// checked as the API checks them.
+fn resolve(
+    mut record: Record,
+    at: &Position<'_>,
+    users: &HashMap<i64, User>,
+    services: &HashMap<i64, String>,
+) -> Result<Notification, Reject> {
     let Some(to) = users.get(&record.to.id) else {
         return Err(reject(
             "unknown_recipient",

@@ -24,6 +24,7 @@
 //! - `delivery`: early delivery and the ledger it shares with the consumer.
 //! - `writer`: the one owner of "write, then publish in write order",
 //!   used by the consumer, early delivery and every inbox state change.
+//! - `directory`: the user directory in the store, with a bounded cache.
 //! - `store`: SQLite or PostgreSQL through sqlx (one set of queries),
 //!   migrations in `migrations/{sqlite,postgres}`.
 //! - `bus`: the event bus trait; in process, or PostgreSQL `LISTEN/NOTIFY`.
@@ -54,6 +55,7 @@ pub mod config;
 pub mod consumer;
 pub mod csrf;
 pub mod delivery;
+pub mod directory;
 pub mod error;
 pub mod hub;
 pub mod kafka;
@@ -86,6 +88,7 @@ use bus::{EventBus, LocalBus, PostgresBus};
 pub use config::Config;
 use config::EventBusKind;
 use delivery::{Early, Ledger};
+use directory::Directory;
 use error::StartError;
 use hub::Hub;
 use kafka::Producer;
@@ -193,7 +196,7 @@ pub async fn start(
     let store = Store::open(&cfg.database_url).await?;
     kafka::ensure_topics(&cfg).await?;
     let producer = Producer::new(&cfg)?;
-    let users = store.users().await?;
+    let directory = Directory::new(store.clone(), Duration::from_millis(cfg.directory_cache_ms));
     let hub = Hub::default();
     let shutdown = CancellationToken::new();
     // Every background task, so shutdown can wait for all of them to stop
@@ -234,7 +237,8 @@ pub async fn start(
         early
     });
     let service = Service::new(
-        users.clone(),
+        directory.clone(),
+        cfg.auto_provision,
         writer.clone(),
         producer.clone(),
         hub.clone(),
@@ -264,7 +268,7 @@ pub async fn start(
         ledger,
         dlq: cfg.dlq_topic(),
         producer: producer.clone(),
-        users: Arc::new(users.iter().map(|u| (u.id, u.clone())).collect()),
+        directory,
         services: consumer::ServiceNames::default(),
         topic: cfg.topic.clone(),
         group: cfg.group_id.clone(),

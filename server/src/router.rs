@@ -140,7 +140,8 @@ fn request_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(rest::seed::seed_send))
         .routes(routes!(rest::seed::seed_list))
-        .routes(routes!(rest::api::users))
+        .routes(routes!(rest::users::search))
+        .routes(routes!(rest::users::put, rest::users::deactivate))
         .routes(routes!(
             rest::session::sign_in,
             rest::session::session,
@@ -193,6 +194,7 @@ fn stream_routes() -> OpenApiRouter<AppState> {
         (name = "seed", description = "The Go tutorial's routes, byte for byte (owner only when auth is on)"),
         (name = "auth", description = "Demo sign-in and the session cookie"),
         (name = "api", description = "The JSON API and the event stream"),
+        (name = "users", description = "The user directory: search, and (API keys with scope `users`) create, rename, deactivate"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]

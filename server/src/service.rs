@@ -3,7 +3,6 @@
 //! REST handlers, SSE and the Leptos server functions all call this; no
 //! other module validates a send, applies an access rule or reads an inbox.
 
-use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use app::service::{NotificationService, Session};
 
 use crate::auth::Auth;
 use crate::delivery::Early;
+use crate::directory::{check_name, Directory};
 use crate::hub::{Full, Hub, StreamLimits};
 use crate::kafka::Producer;
 use crate::store::{Claim, Store};
@@ -61,7 +61,10 @@ pub struct Service {
 }
 
 struct Shared {
-    users: BTreeMap<i64, User>,
+    /// Who exists, under which name.
+    directory: Directory,
+    /// Create unknown users that valid tokens name.
+    auto_provision: bool,
     store: Store,
     writer: Writer,
     producer: Producer,
@@ -178,8 +181,10 @@ impl Limiter {
 impl Service {
     /// Assemble the service from its parts; `writer` writes to the store it
     /// also reads from.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        users: Vec<User>,
+        directory: Directory,
+        auto_provision: bool,
         writer: Writer,
         producer: Producer,
         hub: Hub,
@@ -193,13 +198,13 @@ impl Service {
             streams: stream_limits,
             idempotency_ttl,
         } = limits;
-        let users = users.into_iter().map(|u| (u.id, u)).collect();
         let store = writer.store().clone();
         let limiter = Limiter::new(rate, &store);
         let key_limiter = Limiter::new(key_rate, &store);
         Self {
             shared: Arc::new(Shared {
-                users,
+                directory,
+                auto_provision,
                 store,
                 writer,
                 producer,
@@ -215,19 +220,63 @@ impl Service {
         }
     }
 
-    /// The user with `id`, or [`ServiceError::UserNotFound`].
-    pub fn user(&self, id: i64) -> Result<User, ServiceError> {
-        self.shared
-            .users
-            .get(&id)
-            .cloned()
-            .ok_or(ServiceError::UserNotFound)
+    /// The active user with `id`, or [`ServiceError::UserNotFound`] (also
+    /// for a deactivated one: nobody sends to or as them).
+    pub async fn user(&self, id: i64) -> Result<User, ServiceError> {
+        match self.shared.directory.get(id).await.map_err(store_error)? {
+            Some(e) if e.active => Ok(e.user),
+            _ => Err(ServiceError::UserNotFound),
+        }
+    }
+
+    /// User `id`, active or deactivated (a deactivated user still reads
+    /// their inbox), or [`ServiceError::UserNotFound`].
+    pub async fn known_user(&self, id: i64) -> Result<User, ServiceError> {
+        match self.shared.directory.get(id).await.map_err(store_error)? {
+            Some(e) => Ok(e.user),
+            None => Err(ServiceError::UserNotFound),
+        }
+    }
+
+    /// The directory, for the routes that manage it.
+    pub fn directory(&self) -> &Directory {
+        &self.shared.directory
+    }
+
+    /// Create or rename user `id` (scope `users`); true when created.
+    pub async fn put_user(
+        &self,
+        who: Principal,
+        id: i64,
+        name: &str,
+    ) -> Result<(User, bool), ServiceError> {
+        check_directory_scope(who)?;
+        let name = check_name(name)?;
+        let created = self
+            .shared
+            .directory
+            .put(id, &name)
+            .await
+            .map_err(store_error)?;
+        Ok((User { id, name }, created))
+    }
+
+    /// Deactivate user `id` (scope `users`): their inbox stays readable to
+    /// them, sends to them answer 404.
+    pub async fn deactivate_user(&self, who: Principal, id: i64) -> Result<User, ServiceError> {
+        check_directory_scope(who)?;
+        let entry = self.shared.directory.deactivate(id);
+        match entry.await.map_err(store_error)? {
+            Some(e) => Ok(e.user),
+            None => Err(ServiceError::UserNotFound),
+        }
     }
 
     /// The rule for everything about one inbox: only its owner (anyone with
-    /// `HERALD_AUTH=off`). Unknown users are 404 before anything else.
-    fn check_owner(&self, who: Principal, user_id: i64) -> Result<User, ServiceError> {
-        let user = self.user(user_id)?;
+    /// `HERALD_AUTH=off`). Unknown users are 404 before anything else; a
+    /// deactivated user keeps their inbox.
+    async fn check_owner(&self, who: Principal, user_id: i64) -> Result<User, ServiceError> {
+        let user = self.known_user(user_id).await?;
         refuse_keys(who)?;
         if self.shared.auth.is_open() || who == Principal::User(user_id) {
             Ok(user)
@@ -373,15 +422,15 @@ impl Service {
                     "you are signed in as user {me} and cannot send as user {from}"
                 )))
             }
-            (_, Some(from)) => (self.user(from)?, Sender::User(from)),
-            (Principal::User(me), None) => (self.user(me)?, Sender::User(me)),
+            (_, Some(from)) => (self.user(from).await?, Sender::User(from)),
+            (Principal::User(me), None) => (self.user(me).await?, Sender::User(me)),
             (Principal::Anyone, None) => {
                 return Err(ServiceError::Invalid(
                     "missing sender: give `from` (or sign in)".into(),
                 ))
             }
         };
-        let recipients = self.recipients(to)?;
+        let recipients = self.recipients(to).await?;
         let message = check_message(&message).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let extras = check_extras(title.as_deref(), link.as_deref(), &actions)
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
@@ -462,7 +511,7 @@ impl Service {
     /// The users of `to`: at least one, at most [`MAX_RECIPIENTS`], each
     /// once, every one known. One unknown recipient answers like the seed
     /// route ("User not found"), naming it when there are several.
-    fn recipients(&self, to: &[i64]) -> Result<Vec<User>, ServiceError> {
+    async fn recipients(&self, to: &[i64]) -> Result<Vec<User>, ServiceError> {
         if to.is_empty() || to.len() > MAX_RECIPIENTS {
             return Err(ServiceError::Invalid(format!(
                 "`to` takes 1 to {MAX_RECIPIENTS} recipients; got {}",
@@ -475,14 +524,17 @@ impl Service {
                 "recipient {twice} is listed twice"
             )));
         }
+        let mut found = self
+            .shared
+            .directory
+            .lookup(to)
+            .await
+            .map_err(store_error)?;
         to.iter()
-            .map(|&id| {
-                self.user(id).map_err(|e| match (e, to.len()) {
-                    (ServiceError::UserNotFound, n) if n > 1 => {
-                        ServiceError::NotFound(format!("User not found: {id}"))
-                    }
-                    (e, _) => e,
-                })
+            .map(|id| match found.remove(id) {
+                Some(e) if e.active => Ok(e.user),
+                _ if to.len() > 1 => Err(ServiceError::NotFound(format!("User not found: {id}"))),
+                _ => Err(ServiceError::UserNotFound),
             })
             .collect()
     }
@@ -557,7 +609,7 @@ impl Service {
         who: Principal,
         user_id: i64,
     ) -> Result<Vec<Notification>, ServiceError> {
-        self.check_owner(who, user_id)?;
+        self.check_owner(who, user_id).await?;
         let page = self
             .shared
             .store
@@ -583,7 +635,7 @@ impl Service {
         user_id: i64,
         after: Option<&str>,
     ) -> Result<impl Stream<Item = StreamEvent> + Send + 'static, ServiceError> {
-        self.check_owner(who, user_id)?;
+        self.check_owner(who, user_id).await?;
         let rx = self
             .shared
             .hub
@@ -640,25 +692,72 @@ impl Service {
 
 #[async_trait::async_trait]
 impl NotificationService for Service {
-    /// All users, ordered by id.
-    fn users(&self) -> Vec<User> {
-        self.shared.users.values().cloned().collect()
+    /// The seeded demo users, when demo sign-in is on.
+    async fn demo_users(&self) -> Vec<User> {
+        if !self.shared.auth.demo_sign_in() {
+            return Vec::new();
+        }
+        match self.shared.directory.lookup(&DEMO_USERS).await {
+            Ok(found) => DEMO_USERS
+                .iter()
+                .filter_map(|id| found.get(id).filter(|e| e.active))
+                .map(|e| e.user.clone())
+                .collect(),
+            Err(e) => {
+                store_error(e);
+                Vec::new()
+            }
+        }
     }
 
-    /// Who sent a request with these headers.
-    fn authenticate(&self, headers: &axum::http::HeaderMap) -> Result<Principal, ServiceError> {
-        self.shared.auth.principal(headers)
+    /// Prefix search of the directory, for signed-in users, keys with
+    /// scope `users`, and anyone with auth off.
+    async fn search_users(
+        &self,
+        who: Principal,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<User>, ServiceError> {
+        if let Principal::Service { scopes, .. } = who {
+            if !scopes.users {
+                return Err(ServiceError::Forbidden(
+                    "this API key has no `users` scope".into(),
+                ));
+            }
+        }
+        self.shared.directory.search(query, limit).await
     }
 
-    fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<User> {
-        match self.authenticate(headers) {
-            Ok(Principal::User(id)) => self.user(id).ok(),
+    /// Who sent a request with these headers; creates the user a valid
+    /// token names on first use when auto-provisioning is on.
+    async fn authenticate(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Principal, ServiceError> {
+        let (who, name) = self.shared.auth.principal_named(headers)?;
+        if let (true, Principal::User(id)) = (self.shared.auto_provision, who) {
+            let directory = &self.shared.directory;
+            if directory.get(id).await.map_err(store_error)?.is_none() {
+                // A `name` Herald would refuse to store is replaced, not
+                // a reason to refuse a valid token.
+                let name = name
+                    .and_then(|n| check_name(&n).ok())
+                    .unwrap_or_else(|| format!("User {id}"));
+                directory.provision(id, &name).await.map_err(store_error)?;
+            }
+        }
+        Ok(who)
+    }
+
+    async fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<User> {
+        match self.authenticate(headers).await {
+            Ok(Principal::User(id)) => self.known_user(id).await.ok(),
             _ => None,
         }
     }
 
     /// Demo sign-in: mint a token for a demo user.
-    fn sign_in(
+    async fn sign_in(
         &self,
         user_id: i64,
         headers: &axum::http::HeaderMap,
@@ -670,7 +769,7 @@ impl NotificationService for Service {
                     .into(),
             ));
         }
-        let user = self.user(user_id)?;
+        let user = self.user(user_id).await?;
         let token = self.shared.auth.mint(user.id)?;
         let set_cookie = self.shared.auth.session_cookie(&token, headers);
         Ok(Session {
@@ -706,7 +805,7 @@ impl NotificationService for Service {
         before: Option<&str>,
         limit: u32,
     ) -> Result<InboxView, ServiceError> {
-        self.check_owner(who, user_id)?;
+        self.check_owner(who, user_id).await?;
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(ServiceError::Invalid(format!(
                 "invalid limit {limit}: expected 1 to {MAX_PAGE} (default {DEFAULT_PAGE})"
@@ -769,13 +868,13 @@ impl NotificationService for Service {
 
     /// Unread and total of `user_id`'s inbox.
     async fn counts(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError> {
-        self.check_owner(who, user_id)?;
+        self.check_owner(who, user_id).await?;
         self.shared.store.counts(user_id).await.map_err(store_error)
     }
 
     /// Mark every notification of `user_id` read; returns the counts after.
     async fn read_all(&self, who: Principal, user_id: i64) -> Result<Counts, ServiceError> {
-        self.check_owner(who, user_id)?;
+        self.check_owner(who, user_id).await?;
         self.shared
             .writer
             .read_all(user_id)
@@ -949,7 +1048,26 @@ impl BadMessage {
     }
 }
 
-fn store_error(e: sqlx::Error) -> ServiceError {
+/// Managing the directory takes an API key with scope `users` (or auth
+/// off); users cannot rename each other.
+fn check_directory_scope(who: Principal) -> Result<(), ServiceError> {
+    match who {
+        Principal::Service { scopes, .. } if scopes.users => Ok(()),
+        Principal::Service { .. } => Err(ServiceError::Forbidden(
+            "this API key has no `users` scope".into(),
+        )),
+        Principal::Anyone => Ok(()),
+        Principal::User(_) => Err(ServiceError::Forbidden(
+            "managing users takes an API key with the `users` scope".into(),
+        )),
+    }
+}
+
+/// The users the demo sign-in offers: the Go tutorial's four.
+const DEMO_USERS: [i64; 4] = [1, 2, 3, 4];
+
+/// A store failure as the client sees it (the cause goes to the log).
+pub(crate) fn store_error(e: sqlx::Error) -> ServiceError {
     tracing::error!(error = %e, "store error");
     ServiceError::Unavailable("the notification store is unavailable".into())
 }

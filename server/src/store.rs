@@ -97,6 +97,16 @@ pub struct Store {
     writer: Arc<Mutex<()>>,
 }
 
+/// A user as the directory knows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserEntry {
+    /// Id and current name.
+    pub user: User,
+    /// False once deactivated: they keep their inbox, nobody can send to
+    /// them (or as them).
+    pub active: bool,
+}
+
 /// One page read from the store.
 #[derive(Debug)]
 pub struct StoredPage {
@@ -165,11 +175,119 @@ impl Store {
         }
     }
 
-    /// All users, ordered by id.
-    pub async fn users(&self) -> Result<Vec<User>, sqlx::Error> {
-        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM users ORDER BY id")
+    /// The directory entries of `ids` that exist (deactivated ones
+    /// included), in no particular order; one query per
+    /// [`INSERT_CHUNK`] ids.
+    pub async fn users_by_id(&self, ids: &[i64]) -> Result<Vec<UserEntry>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let mut sql = Sql::new(
+                self.backend,
+                "SELECT id, name, deactivated_at FROM users WHERE id IN (",
+            );
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(*id);
+            }
+            sql.push(")");
+            for row in sql.fetch_all(&mut conn).await? {
+                found.push(UserEntry {
+                    user: User {
+                        id: row.try_get("id")?,
+                        name: row.try_get("name")?,
+                    },
+                    active: row
+                        .try_get::<Option<String>, _>("deactivated_at")?
+                        .is_none(),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Create user `id` named `name`, or rename it and make it active again.
+    /// True when the user is new. (`search_key` is `name` lowercased.)
+    pub async fn put_user(
+        &self,
+        id: i64,
+        name: &str,
+        search_key: &str,
+    ) -> Result<bool, sqlx::Error> {
+        if self.provision_user(id, name, search_key).await? {
+            return Ok(true);
+        }
+        sqlx::query(
+            "UPDATE users SET name = $2, search_key = $3, deactivated_at = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(search_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(false)
+    }
+
+    /// Create user `id` named `name` unless it exists (deactivated or not).
+    /// True when it was created.
+    pub async fn provision_user(
+        &self,
+        id: i64,
+        name: &str,
+        search_key: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO users (id, name, search_key) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(search_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deactivate user `id` (kept, with its notifications). False when
+    /// there is no such user; deactivating twice keeps the first time.
+    pub async fn deactivate_user(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE users SET deactivated_at = COALESCE(deactivated_at, $2) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Up to `limit` active users whose `search_key` starts with `prefix`
+    /// (lowercase), by search key then id: one range scan of the partial
+    /// index `users_by_search_key`. An empty prefix lists users by id.
+    pub async fn search_users(&self, prefix: &str, limit: u32) -> Result<Vec<User>, sqlx::Error> {
+        let rows: Vec<(i64, String)> = if prefix.is_empty() {
+            sqlx::query_as(
+                "SELECT id, name FROM users WHERE deactivated_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await?;
+            .await?
+        } else {
+            // Every string that starts with `prefix` sorts (bytewise) from
+            // `prefix` up to `prefix` followed by the largest code point.
+            sqlx::query_as(
+                "SELECT id, name FROM users
+                 WHERE deactivated_at IS NULL AND search_key >= $1 AND search_key < $2
+                 ORDER BY search_key, id LIMIT $3",
+            )
+            .bind(prefix)
+            .bind(format!("{prefix}\u{10FFFF}"))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+        };
         Ok(rows
             .into_iter()
             .map(|(id, name)| User { id, name })

@@ -8,45 +8,8 @@ use std::time::Duration;
 
 use app::model::Notification;
 use common::*;
-use herald::config::Config;
 use reqwest::Method;
 use serde_json::json;
-
-/// Run `server keys <args>` against `cfg`'s store: (success, stdout).
-fn keys(cfg: &Config, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .arg("keys")
-        .args(args)
-        .env("DATABASE_URL", &cfg.database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the server binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stdout.contains("INFO") && !stdout.contains("WARN"),
-        "logs stay off standard output: {stdout}"
-    );
-    if !out.status.success() {
-        eprintln!("server keys {args:?} failed: {stderr}");
-    }
-    (out.status.success(), stdout)
-}
-
-/// Create a key and return (key, its id).
-fn create(cfg: &Config, name: &str, scopes: &str) -> (String, i64) {
-    let (ok, out) = keys(cfg, &["create", "--name", name, "--scopes", scopes]);
-    assert!(ok, "{out}");
-    let key = out.lines().next().unwrap().to_owned();
-    assert!(key.starts_with("hk_"), "{out}");
-    let id = out
-        .split("Key ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no id in {out}"));
-    (key, id)
-}
 
 fn send_as(h: &Herald, key: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
     req(Method::POST, &h.url("/api/notifications"), None)
@@ -57,7 +20,7 @@ fn send_as(h: &Herald, key: &str, body: serde_json::Value) -> reqwest::RequestBu
 #[tokio::test]
 async fn a_service_sends_to_any_user_under_its_own_name_and_reads_nothing() {
     let h = Herald::with(secure).await;
-    let (key, id) = create(&h.cfg, "Billing", "send");
+    let (key, id) = create_key(&h.cfg, "Billing", "send");
     let (ok, listed) = keys(&h.cfg, &["list"]);
     assert!(
         ok && listed.contains("Billing") && listed.contains("send"),
@@ -117,8 +80,8 @@ async fn a_service_sends_to_any_user_under_its_own_name_and_reads_nothing() {
 #[tokio::test]
 async fn a_revoked_unknown_or_unscoped_key_is_refused() {
     let h = Herald::with(secure).await;
-    let (key, _) = create(&h.cfg, "Orders", "send");
-    let (directory, _) = create(&h.cfg, "Directory sync", "users");
+    let (key, _) = create_key(&h.cfg, "Orders", "send");
+    let (directory, _) = create_key(&h.cfg, "Directory sync", "users");
     let (ok, _) = keys(&h.cfg, &["create", "--name", "Orders"]);
     assert!(!ok, "names are unique");
 
@@ -165,7 +128,7 @@ async fn a_revoked_unknown_or_unscoped_key_is_refused() {
 #[tokio::test]
 async fn a_service_record_on_the_topic_shows_the_keys_name() {
     let h = Herald::new().await;
-    let (_, id) = create(&h.cfg, "Shipping", "send");
+    let (_, id) = create_key(&h.cfg, "Shipping", "send");
     let record = |from: i64, message: &str| {
         json!({
             "from": {"id": from, "name": "IT Security"},

@@ -11,7 +11,10 @@ mod common;
 use std::time::Duration;
 
 use app::model::{Change, Notification, StateEvent};
-use common::{call, req, secured_config, shared_brokers, token, Herald, SseClient};
+use common::{
+    call, create_key, eventually, keys, req, secured_config, shared_brokers, token, Herald,
+    SseClient,
+};
 use herald::config::EventBusKind;
 use herald::Config;
 use reqwest::Method;
@@ -156,6 +159,55 @@ async fn one_senders_rate_limit_holds_across_instances() {
     assert_eq!((accepted, limited), (5, 10));
     // Another sender has an allowance of their own.
     assert_eq!(send(&nodes[1], 3, 1, "someone else").await.0, 202);
+    for h in nodes {
+        h.shutdown().await;
+    }
+}
+
+/// Keys and users live in the shared store: a key created once works on
+/// every instance and, revoked, is refused by every instance at once; a
+/// user put through one instance can be sent to through another at once,
+/// and their deactivation reaches the others within the directory cache's
+/// time to live.
+#[tokio::test]
+async fn keys_and_users_are_the_same_on_every_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), |_| {}).await;
+    let cfg = &nodes[0].cfg;
+    let (shop, _) = create_key(cfg, "Shop", "send");
+    let (sync, _) = create_key(cfg, "Directory sync", "users");
+    let send_with = |h: &Herald, to: i64| {
+        req(Method::POST, &h.url("/api/notifications"), None)
+            .bearer_auth(&shop)
+            .json(&json!({"to": to, "message": "from the shop"}))
+    };
+    for h in &nodes {
+        assert_eq!(call(send_with(h, 1)).await.0, 202);
+    }
+
+    let put = req(Method::PUT, &nodes[0].url("/api/users/5000"), None)
+        .bearer_auth(&sync)
+        .json(&json!({"name": "Nadia"}));
+    assert_eq!(call(put).await.0, 201);
+    for h in &nodes {
+        assert_eq!(call(send_with(h, 5000)).await.0, 202, "found at once");
+    }
+    let gone = req(Method::DELETE, &nodes[0].url("/api/users/5000"), None).bearer_auth(&sync);
+    assert_eq!(call(gone).await.0, 204);
+    assert_eq!(call(send_with(&nodes[0], 5000)).await.0, 404);
+    for h in &nodes[1..] {
+        eventually("the deactivation", Duration::from_secs(5), || async {
+            let (status, _) = call(send_with(h, 5000)).await;
+            (status == 404).then_some(())
+        })
+        .await;
+    }
+
+    let (ok, out) = keys(cfg, &["revoke", "Shop"]);
+    assert!(ok, "{out}");
+    for h in &nodes {
+        assert_eq!(call(send_with(h, 1)).await.0, 401, "refused at once");
+    }
     for h in nodes {
         h.shutdown().await;
     }

@@ -17,6 +17,7 @@ const ROUTES: &[&str] = &[
     "/send",
     "/notifications/{}",
     "/api/users",
+    "/api/users/{}",
     "/api/session",
     "/api/notifications",
     "/api/notifications/{}",
@@ -32,7 +33,8 @@ fn server_fn_paths() -> Vec<&'static str> {
     use app::api::*;
     use leptos::server_fn::ServerFn;
     vec![
-        <GetUsers as ServerFn>::PATH,
+        <DemoUsers as ServerFn>::PATH,
+        <FindUsers as ServerFn>::PATH,
         <Whoami as ServerFn>::PATH,
         <SignIn as ServerFn>::PATH,
         <SignOut as ServerFn>::PATH,
@@ -146,7 +148,7 @@ proptest! {
 
     #[test]
     fn no_request_gets_a_5xx_and_every_api_4xx_is_json(
-        method in prop::sample::select(vec![Method::GET, Method::POST, Method::PATCH, Method::DELETE]),
+        method in prop::sample::select(vec![Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE]),
         route in prop::sample::select([ROUTES.to_vec(), server_fn_paths()].concat()),
         seg in segment(),
         query in query(),

@@ -172,6 +172,7 @@ async fn openapi_document_describes_every_route_and_every_documented_route_answe
         "/send",
         "/notifications/{user}",
         "/api/users",
+        "/api/users/{user}",
         "/api/notifications",
         "/api/users/{user}/notifications",
         "/api/users/{user}/events",
@@ -206,6 +207,7 @@ async fn openapi_document_describes_every_route_and_every_documented_route_answe
             let method = match method.as_str() {
                 "get" => Method::GET,
                 "post" => Method::POST,
+                "put" => Method::PUT,
                 "patch" => Method::PATCH,
                 "delete" => Method::DELETE,
                 other => panic!("unexpected method {other}"),

@@ -11,6 +11,7 @@ use app::model::Principal;
 use futures::StreamExt;
 use herald::auth::Auth;
 use herald::bus::{self, EventBus, LocalBus, PostgresBus};
+use herald::directory::Directory;
 use herald::hub::{Hub, StreamLimits, CHANNEL_CAPACITY};
 use herald::kafka::Producer;
 use herald::service::{Limits, RateLimit, Service};
@@ -43,13 +44,15 @@ async fn lagging_stream(url: &str) {
     let mut cfg = Config::defaults();
     cfg.kafka_brokers = "127.0.0.1:1".into();
     let producer = Producer::new(&cfg).unwrap();
-    let users = store.users().await.unwrap();
+
     let rate = RateLimit {
         burst: 0,
         per_second: 1.0,
     };
+    let directory = Directory::new(store.clone(), std::time::Duration::from_secs(1));
     let service = Service::new(
-        users,
+        directory,
+        false,
         writer.clone(),
         producer,
         hub.clone(),

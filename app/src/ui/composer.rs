@@ -2,12 +2,14 @@
 
 use leptos::prelude::*;
 
-use crate::api::SendNotification;
+use crate::api::{find_users, SendNotification};
 use crate::model::{Category, User, DEFAULT_PRIORITY, MAX_MESSAGE_CHARS, PRIORITY_RANGE};
 
-/// The form that sends a notification through the server function.
+/// The form that sends a notification through the server function. The
+/// recipient is found by typing the start of their name (the directory may
+/// hold millions of users) and picking one of the suggestions.
 #[component]
-pub(super) fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
+pub(super) fn Composer(me: i64) -> impl IntoView {
     let send = ServerAction::<SendNotification>::new();
     let result = send.value();
     let pending = send.pending();
@@ -18,7 +20,37 @@ pub(super) fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
             text.set(String::new());
         }
     });
-    let others: Vec<User> = users.into_iter().filter(|u| u.id != me).collect();
+    // What is typed in the recipient field, and who was picked (cleared
+    // as soon as the text changes again).
+    let typed = RwSignal::new(String::new());
+    let chosen = RwSignal::new(None::<User>);
+    // Each search answers with the text it was for: only the answer for
+    // what the field holds now is shown, whatever order answers arrive in.
+    let search = Action::new(|q: &String| {
+        let q = q.clone();
+        async move {
+            let found = find_users(q.clone()).await;
+            (q, found)
+        }
+    });
+    let suggestions = move || match search.value().get() {
+        Some((q, Ok(users))) if chosen.with(Option::is_none) && q == typed.get() => {
+            users.into_iter().filter(|u| u.id != me).collect::<Vec<_>>()
+        }
+        _ => Vec::new(),
+    };
+    let search_failed = move || match search.value().get() {
+        Some((q, Err(e))) if q == typed.get() => Some(format!("Search failed: {e}")),
+        _ => None,
+    };
+    let on_type = move |ev| {
+        let q = event_target_value(&ev);
+        typed.set(q.clone());
+        chosen.set(None);
+        if !q.trim().is_empty() {
+            search.dispatch(q);
+        }
+    };
 
     view! {
         <section class="card composer">
@@ -26,13 +58,48 @@ pub(super) fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
             <ActionForm action=send>
                 <label>
                     <span>"To"</span>
-                    <select name="to" data-testid="recipient">
-                        {others
-                            .into_iter()
-                            .map(|u| view! { <option value=u.id.to_string()>{u.name}</option> })
-                            .collect_view()}
-                    </select>
+                    <input
+                        type="search"
+                        autocomplete="off"
+                        placeholder="Type a name…"
+                        data-testid="recipient"
+                        aria-autocomplete="list"
+                        prop:value=move || typed.get()
+                        on:input=on_type
+                    />
                 </label>
+                <input
+                    type="hidden"
+                    name="to"
+                    prop:value=move || chosen.get().map(|u| u.id.to_string()).unwrap_or_default()
+                />
+                <ul class="suggestions" role="listbox" data-testid="suggestions">
+                    {move || {
+                        suggestions()
+                            .into_iter()
+                            .map(|u| {
+                                let pick = u.clone();
+                                view! {
+                                    <li>
+                                        <button
+                                            type="button"
+                                            role="option"
+                                            class="suggestion"
+                                            on:click=move |_| {
+                                                typed.set(pick.name.clone());
+                                                chosen.set(Some(pick.clone()));
+                                            }
+                                        >
+                                            {u.name}
+                                            <span class="muted">{format!(" #{}", u.id)}</span>
+                                        </button>
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </ul>
+                <p class="status error" role="alert">{search_failed}</p>
                 <label>
                     <span>"Message"</span>
                     <textarea
@@ -70,7 +137,12 @@ pub(super) fn Composer(me: i64, users: Vec<User>) -> impl IntoView {
                         </select>
                     </label>
                 </div>
-                <button type="submit" disabled=move || pending.get() data-testid="send">
+                <button
+                    type="submit"
+                    disabled=move || pending.get() || chosen.with(Option::is_none)
+                    title=move || chosen.with(Option::is_none).then_some("Pick a recipient first")
+                    data-testid="send"
+                >
                     {move || if pending.get() { "Sending…" } else { "Send" }}
                 </button>
             </ActionForm>

@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //! - this file: the HTML shell, the router and the home page, which loads
-//!   who is signed in, the users and the inbox, then shows one of:
+//!   who is signed in, the demo users and the inbox, then shows one of:
 //! - `sign_in`: the demo sign-in screen;
 //! - `signed_in`: the header with the live badge, the composer and the inbox;
 //! - `composer`: the send form;
@@ -31,7 +31,7 @@ use leptos_router::{
     SsrMode, StaticSegment,
 };
 
-use crate::api::{get_inbox, get_users, whoami};
+use crate::api::{demo_users, get_inbox, whoami};
 use crate::model::ServiceError;
 use filter::filter_from_query;
 use sign_in::SignInPage;
@@ -115,7 +115,7 @@ fn HomePage() -> impl IntoView {
     // Every resource of the page is created here, outside any `Suspend`, so
     // the server and the hydrating browser create them in the same order.
     let me = Resource::new(|| (), |_| whoami());
-    let users = Resource::new(|| (), |_| get_users());
+    let users = Resource::new(|| (), |_| demo_users());
     let query = use_query_map();
     let filter = Memo::new(move |_| {
         let q = query.read();
@@ -145,7 +145,7 @@ fn HomePage() -> impl IntoView {
                         let view = match me.await? {
                             Some(me) => {
                                 view! {
-                                    <SignedIn me=me.user counts=me.counts users filter inbox/>
+                                    <SignedIn me=me.user counts=me.counts filter inbox/>
                                 }
                                     .into_any()
                             }

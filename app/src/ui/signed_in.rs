@@ -14,7 +14,6 @@ use crate::model::{Counts, InboxView, ListFilter, ServiceError, User};
 pub(super) fn SignedIn(
     me: User,
     counts: Counts,
-    users: Vec<User>,
     filter: Memo<ListFilter>,
     inbox: Resource<Result<Option<InboxView>, ServiceError>>,
 ) -> impl IntoView {
@@ -57,7 +56,7 @@ pub(super) fn SignedIn(
             <div class="columns">
                 // Erased: the page's view type is otherwise too deep for the
                 // compiler's default limits.
-                {view! { <Composer me=me.id users/> }.into_any()}
+                {view! { <Composer me=me.id/> }.into_any()}
                 {view! { <Inbox me=me.id counts filter inbox/> }.into_any()}
             </div>
         </div>

@@ -1,4 +1,4 @@
-//! The JSON API: users, sending, inbox pages, counts and read state.
+//! The JSON API: sending, inbox pages, counts and read state.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -7,28 +7,13 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use app::model::{Category, Counts, ListFilter, NewNotification, Notification, User, DEFAULT_PAGE};
+use app::model::{Category, Counts, ListFilter, NewNotification, Notification, DEFAULT_PAGE};
 use app::service::NotificationService as _;
 
 use super::extract::{positive_id, ApiJson, ApiPath, ApiQuery, Caller, UserId};
 use super::{ClientErrors, SendLimits};
 use crate::error::AppError;
 use crate::service::Service;
-
-/// All users, ordered by id.
-#[utoipa::path(get, path = "/api/users", tag = "api",
-    responses((status = 200, description = "`{\"users\":[{\"id\":1,\"name\":\"Emma\"},…]}`", body = UsersBody)))]
-pub async fn users(State(service): State<Service>) -> Json<UsersBody> {
-    Json(UsersBody {
-        users: service.users(),
-    })
-}
-
-/// Body of `GET /api/users`.
-#[derive(Serialize, ToSchema)]
-pub struct UsersBody {
-    users: Vec<User>,
-}
 
 /// Body of `POST /api/notifications`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -24,7 +24,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(key) = crate::auth::api_key(&parts.headers) {
             return Ok(Caller(state.service.authenticate_key(key).await?));
         }
-        Ok(Caller(state.service.authenticate(&parts.headers)?))
+        Ok(Caller(state.service.authenticate(&parts.headers).await?))
     }
 }
 

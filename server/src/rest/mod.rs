@@ -6,7 +6,8 @@
 //!
 //! - `extract`: who is calling, and extractors whose rejections are JSON.
 //! - `seed`: the Go tutorial's `POST /send` and `GET /notifications/:userID`.
-//! - `api`: the JSON API (`/api/users`, `/api/notifications…`).
+//! - `api`: the JSON API (sending, `/api/notifications…`, inbox pages).
+//! - `users`: the user directory (`/api/users`): search, put, deactivate.
 //! - `session`: demo sign-in, who am I, sign-out.
 //! - `ops`: health, readiness, and the JSON 404/405 answers.
 //! - this file: the error bodies the OpenAPI document names.
@@ -16,6 +17,7 @@ pub mod extract;
 pub mod ops;
 pub mod seed;
 pub mod session;
+pub mod users;
 
 use serde::Serialize;
 use utoipa::ToSchema;

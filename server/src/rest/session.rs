@@ -51,7 +51,7 @@ pub async fn sign_in(
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, AppError> {
     let user = positive_id("user", body.user)?;
-    let session = service.sign_in(user, &headers)?;
+    let session = service.sign_in(user, &headers).await?;
     let mut res = Json(SessionBody {
         user: session.user,
         token: Some(session.token),
@@ -76,7 +76,7 @@ pub async fn session(
         return Err(ServiceError::Unauthorized("not signed in".into()).into());
     };
     Ok(Json(SessionBody {
-        user: service.user(id)?,
+        user: service.known_user(id).await?,
         token: None,
     }))
 }

@@ -839,11 +839,61 @@ pub fn token_with(secret: &str, user: i64, ttl_secs: i64) -> String {
         exp: (now + ttl_secs) as u64,
         iss: None,
         aud: None,
+        name: None,
     };
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Run `server keys <args>` against `cfg`'s store: (success, stdout).
+pub fn keys(cfg: &Config, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .arg("keys")
+        .args(args)
+        .env("DATABASE_URL", &cfg.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the server binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains("INFO") && !stdout.contains("WARN"),
+        "logs stay off standard output: {stdout}"
+    );
+    if !out.status.success() {
+        eprintln!("server keys {args:?} failed: {stderr}");
+    }
+    (out.status.success(), stdout)
+}
+
+/// Create a key and return (key, its id).
+pub fn create_key(cfg: &Config, name: &str, scopes: &str) -> (String, i64) {
+    let (ok, out) = keys(cfg, &["create", "--name", name, "--scopes", scopes]);
+    assert!(ok, "{out}");
+    let key = out.lines().next().unwrap().to_owned();
+    assert!(key.starts_with("hk_"), "{out}");
+    let id = out
+        .split("Key ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no id in {out}"));
+    (key, id)
+}
+
+/// A valid token for `user` under [`secure`], with a `name` claim (as an
+/// identity provider would put in it).
+pub fn token_named(user: i64, name: serde_json::Value) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"sub": user.to_string(), "exp": now + 3600, "name": name});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
     )
     .unwrap()
 }
