@@ -57,6 +57,14 @@ pub struct Config {
     #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
     pub kafka_ssl_ca_location: Option<std::path::PathBuf>,
 
+    /// The largest record Herald produces, in bytes (librdkafka's
+    /// `message.max.bytes`, 1,000 to 1,000,000,000): set it to the broker's
+    /// limit. A dead letter larger than this is sent truncated (or skipped
+    /// when even the truncated copy does not fit).
+    #[arg(long, env = "KAFKA_MESSAGE_MAX_BYTES", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u32).range(1_000..=1_000_000_000))]
+    pub kafka_message_max_bytes: u32,
+
     /// librdkafka debug contexts (e.g. `cgrp,topic,fetch`), for diagnosis.
     #[arg(long, env = "HERALD_KAFKA_DEBUG")]
     pub kafka_debug: Option<String>,

@@ -250,7 +250,10 @@ impl Producer {
                 cfg.max_in_flight.to_string(),
             )
             // Bounded in-flight queue: when it is full, sends fail at once.
-            .set("queue.buffering.max.messages", "100000");
+            .set("queue.buffering.max.messages", "100000")
+            // The largest record produced (a dead letter may copy a large
+            // foreign record): match the broker's limit.
+            .set("message.max.bytes", cfg.kafka_message_max_bytes.to_string());
         let client: FutureProducer = config.create()?;
         Ok(Self {
             shared: Arc::new(ProducerShared {

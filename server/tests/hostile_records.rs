@@ -164,3 +164,45 @@ async fn a_record_too_large_for_the_dead_letter_topic_goes_there_truncated_and_t
     );
     h.shutdown().await;
 }
+
+/// When the dead-letter topic cannot take even the truncated copy (here:
+/// Herald may produce at most 1,000 bytes, less than the 1 KiB copy), the
+/// record is skipped, counted and logged, and the valid record behind it is
+/// stored within seconds: junk can never stop a partition.
+#[tokio::test]
+async fn a_record_the_dead_letter_topic_refuses_even_truncated_is_skipped_and_the_next_is_stored() {
+    let h = Herald::with(|c| c.kafka_message_max_bytes = 1_000).await;
+    let junk = "y".repeat(1_500);
+    produce_raw(
+        &h.cfg,
+        &[junk, record(json!({"message": "behind the skipped junk"}))],
+    )
+    .await;
+    let list = wait_for_count(&h, 1, 1, Duration::from_secs(20)).await;
+    assert_eq!(list[0].message, "behind the skipped junk");
+    let metrics = wait_for_counter(
+        &h,
+        "herald_dead_letters_dropped_total",
+        1.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        counter(&metrics, "herald_dead_letters_truncated_total"),
+        0.0
+    );
+    assert_eq!(
+        counter(
+            &metrics,
+            "herald_dead_letters_total{reason=\"invalid_json\"}"
+        ),
+        0.0,
+        "nothing reached the dead-letter topic"
+    );
+    let dlq = dead_letter_reader(&h.cfg);
+    assert!(
+        dlq.poll(Duration::from_secs(2)).is_none(),
+        "the dead-letter topic stays empty"
+    );
+    h.shutdown().await;
+}

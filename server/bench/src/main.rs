@@ -98,6 +98,25 @@ enum Mode {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Directory search latency (`GET /api/users?q=…`, prefixes of every
+    /// selectivity), after putting `seed` users through `PUT /api/users/{id}`.
+    Users {
+        /// Users to create first (ids from `--first-id`); 0: search as is.
+        #[arg(long, default_value_t = 1_000_000)]
+        seed: usize,
+        /// Id of the first seeded user.
+        #[arg(long, default_value_t = 1_000_000)]
+        first_id: i64,
+        /// API key with scope `users` (`server keys create --scopes users`).
+        #[arg(long, env = "HERALD_BENCH_KEY")]
+        key: String,
+        /// Timed searches.
+        #[arg(long, default_value_t = 1_000)]
+        requests: usize,
+        /// Users per search answer.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, Serialize)]
@@ -213,6 +232,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             requests,
             limit,
         } => store(&http, &base, seed, user, requests, limit).await?,
+        Mode::Users {
+            seed,
+            first_id,
+            key,
+            requests,
+            limit,
+        } => {
+            let seeding = Seeding {
+                count: seed,
+                first_id,
+            };
+            users(&http, &base, &key, seeding, requests, limit).await?
+        }
     };
     std::fs::create_dir_all(&cli.out)?;
     let json_path = cli.out.join(format!("{name}.json"));
@@ -680,6 +712,153 @@ async fn store(
         "latency_ms": summary(&hist),
     });
     Ok(("store", report, hist, failures))
+}
+
+/// First names and surnames the seeded users combine (1,600 distinct
+/// names, each shared by many users, as in a real directory).
+const FIRST: [&str; 40] = [
+    "Emma", "Bruno", "Rick", "Lena", "Ana", "Emil", "Maria", "Jonas", "Sofia", "Liam", "Noah",
+    "Mia", "Olga", "Pedro", "Ines", "Yusuf", "Aiko", "Chen", "Zoe", "Ravi", "Sara", "Tomas", "Ewa",
+    "Ivan", "Lucia", "Marta", "Omar", "Nina", "Hugo", "Ida", "Leo", "Elif", "Kai", "Greta", "Jan",
+    "Amir", "Rita", "Paul", "Vera", "Émile",
+];
+const LAST: [&str; 40] = [
+    "Lindqvist",
+    "Rossi",
+    "Sanchez",
+    "Novak",
+    "Silva",
+    "Okafor",
+    "Kowalski",
+    "Müller",
+    "Tanaka",
+    "Dubois",
+    "Jensen",
+    "Garcia",
+    "Haddad",
+    "Ivanova",
+    "Kim",
+    "Larsen",
+    "Moreau",
+    "Nakamura",
+    "Olsen",
+    "Petrov",
+    "Quinn",
+    "Reyes",
+    "Schmidt",
+    "Torres",
+    "Ueda",
+    "Varga",
+    "Weber",
+    "Xu",
+    "Yilmaz",
+    "Zimmer",
+    "Abebe",
+    "Brennan",
+    "Costa",
+    "Diaz",
+    "Eriksen",
+    "Fischer",
+    "Gomez",
+    "Horvat",
+    "Ito",
+    "Jovanovic",
+];
+
+/// How many users a `users` run creates first, and from which id.
+struct Seeding {
+    count: usize,
+    first_id: i64,
+}
+
+/// Put `seeding.count` users into the directory (64 at a time), then time
+/// searches for prefixes that match many users, few, or none.
+async fn users(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    seeding: Seeding,
+    requests: usize,
+    limit: u32,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let t = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (http, base, key, next, failed) = (
+            http.clone(),
+            base.to_owned(),
+            key.to_owned(),
+            next.clone(),
+            failed.clone(),
+        );
+        let (count, first_id) = (seeding.count, seeding.first_id);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let name = format!("{} {}", FIRST[i % 40], LAST[(i / 40) % 40]);
+                let ok = http
+                    .put(format!("{base}/api/users/{}", first_id + i as i64))
+                    .bearer_auth(&key)
+                    .json(&json!({ "name": name }))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let seed_seconds = t.elapsed().as_secs_f64();
+    let mut failures = failed.load(Ordering::Relaxed) as u64;
+    // Many matches ("e", "em"), some ("emma l", "ri"), one name
+    // ("émile varga"), none ("zz"), and an id.
+    let queries = [
+        "e",
+        "em",
+        "emma l",
+        "ri",
+        "ana s",
+        "émile varga",
+        "zz",
+        "1000007",
+        "sa",
+    ];
+    let mut hist = histogram();
+    let mut found = serde_json::Map::new();
+    for i in 0..requests {
+        let q = queries[i % queries.len()];
+        let t = Instant::now();
+        let res = http
+            .get(format!("{base}/api/users"))
+            .query(&[("q", q), ("limit", &limit.to_string())])
+            .bearer_auth(key)
+            .send()
+            .await?;
+        let ok = res.status().is_success();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        record(&mut hist, t.elapsed());
+        let n = body["users"].as_array().map_or(0, Vec::len);
+        found.insert(q.to_owned(), json!(n));
+        if !ok {
+            failures += 1;
+        }
+    }
+    let report = json!({
+        "mode": "users", "seeded": seeding.count, "seed_seconds": seed_seconds,
+        "seed_per_second": seeding.count as f64 / seed_seconds.max(1e-9),
+        "searches": requests, "limit": limit, "found_per_query": found,
+        "latency_ms": summary(&hist),
+    });
+    Ok(("users", report, hist, failures))
 }
 
 fn print_table(name: &str, report: &Value) {

@@ -633,6 +633,11 @@ impl HeraldProcess {
         .await;
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
     /// `kill -9`.
     pub async fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
