@@ -111,8 +111,10 @@ pub struct Notification {
 #[serde(deny_unknown_fields)]
 pub struct Action {
     /// Its text (1 to 40 characters).
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, max_length = 40))]
     pub label: String,
     /// What it opens: an absolute `http` or `https` URL.
+    #[cfg_attr(feature = "ssr", schema(max_length = 2048))]
     pub url: String,
 }
 
@@ -199,8 +201,8 @@ pub struct NewNotification {
     pub from: Option<i64>,
     /// Recipient id.
     pub to: i64,
-    /// The text: 1–2,000 characters after trimming, no control characters
-    /// but newline and tab.
+    /// The text: at most 2,000 characters, not only white space, no control
+    /// characters but newline and tab.
     pub message: String,
     /// `info` (default), `mention` or `alert`.
     #[serde(default)]
@@ -343,7 +345,7 @@ pub struct Scopes {
     pub users: bool,
 }
 
-/// Longest message accepted, in Unicode scalar values after trimming.
+/// Longest message accepted, in Unicode scalar values.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
 /// Longest notification id a record may carry.

@@ -733,6 +733,46 @@ async fn send_bounded(
     }
 }
 
+/// Decode `payload` as a record at a fixed position, against the demo
+/// users and one API key (5, "Billing"), and check what must hold for
+/// anything accepted: the coverage-guided fuzzer's way in (see
+/// `crate::fuzzing`). Panics when an accepted record breaks a rule.
+pub(crate) fn fuzz_decode(payload: &[u8]) {
+    let users: HashMap<i64, User> = [(1, "Emma"), (2, "Bruno"), (3, "Rick"), (4, "Lena")]
+        .into_iter()
+        .map(|(id, name)| {
+            (
+                id,
+                User {
+                    id,
+                    name: name.into(),
+                },
+            )
+        })
+        .collect();
+    let services = HashMap::from([(5, "Billing".to_owned())]);
+    let at = Position {
+        topic: "notifications",
+        partition: 2,
+        offset: 7,
+        timestamp: None,
+    };
+    let Ok(n) = parse(Some(payload)).and_then(|r| resolve(r, &at, &users, &services)) else {
+        return;
+    };
+    assert!(is_acceptable_id(&n.id), "accepted id {:?}", n.id);
+    assert_eq!(check_message(&n.message).as_deref(), Ok(n.message.as_str()));
+    let names = if n.from_service {
+        services.get(&n.from.id).cloned()
+    } else {
+        users.get(&n.from.id).map(|u| u.name.clone())
+    };
+    assert_eq!(names.as_deref(), Some(n.from.name.as_str()), "sender name");
+    assert_eq!(users.get(&n.to.id), Some(&n.to), "recipient");
+    // What is stored must be what the SSE stream and the API can carry.
+    serde_json::to_string(&n).expect("serialisable");
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -162,15 +162,10 @@ fn search_key(name: &str) -> String {
     name.to_lowercase()
 }
 
-/// A display name as stored: trimmed, 1 to [`MAX_NAME_CHARS`] characters,
-/// no control characters.
+/// A display name as stored: trimmed; at most [`MAX_NAME_CHARS`]
+/// characters as sent, not only white space, no control characters (the
+/// OpenAPI document's `LINE_PATTERN`).
 pub fn check_name(name: &str) -> Result<String, ServiceError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ServiceError::Invalid(
-            "invalid name: it must not be empty".into(),
-        ));
-    }
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(ServiceError::Invalid(format!(
             "invalid name: at most {MAX_NAME_CHARS} characters"
@@ -179,6 +174,12 @@ pub fn check_name(name: &str) -> Result<String, ServiceError> {
     if name.chars().any(char::is_control) {
         return Err(ServiceError::Invalid(
             "invalid name: control characters are not allowed".into(),
+        ));
+    }
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ServiceError::Invalid(
+            "invalid name: it must not be empty".into(),
         ));
     }
     Ok(name.to_owned())

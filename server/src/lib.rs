@@ -71,6 +71,22 @@ pub mod stream;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod test_support;
+
+/// Entry points for the coverage-guided fuzzers in `server/fuzz` (run with
+/// `./scripts/fuzz`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decode `payload` as the consumer decodes a record value; panics
+    /// only when an accepted record breaks a rule.
+    pub fn decode_record(payload: &[u8]) {
+        crate::consumer::fuzz_decode(payload);
+    }
+
+    /// Read `body` as `POST /send` reads a body of `content_type`.
+    pub fn read_send_form(content_type: &str, body: &[u8]) {
+        crate::rest::seed::fuzz_send_form(content_type, body);
+    }
+}
 pub mod writer;
 
 use std::net::SocketAddr;

@@ -62,7 +62,7 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
         .layer(axum::middleware::map_response(server_fn_status))
         .layer(timeout());
-    let doc = Arc::new(doc);
+    let doc = Arc::new(document(doc));
     api.route(
         "/api/openapi.json",
         get(move || {
@@ -190,6 +190,8 @@ fn stream_routes() -> OpenApiRouter<AppState> {
                        Errors are JSON `{\"message\": …}`."
     ),
     modifiers(&Security),
+    // The stream's event payloads (see `document`).
+    components(schemas(app::model::StateEvent, app::model::Change, app::model::Counts)),
     tags(
         (name = "seed", description = "The Go tutorial's routes, byte for byte (owner only when auth is on)"),
         (name = "auth", description = "Demo sign-in and the session cookie"),
@@ -199,6 +201,58 @@ fn stream_routes() -> OpenApiRouter<AppState> {
     )
 )]
 pub struct ApiDoc;
+
+/// The OpenAPI document as served: utoipa's, with what its attributes
+/// cannot say written in directly.
+/// - `PATCH /api/notifications/{id}` needs at least one field
+///   (`minProperties`; utoipa 5.5 writes `min_properties` as
+///   `maxProperties`).
+/// - The event stream's events: their names and each one's JSON payload
+///   (`x-sse-events`; OpenAPI 3.1 cannot type the items of a stream).
+/// - The patterns of texts and URLs, from the constants the server checks
+///   with (one source for both).
+pub fn document(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    use crate::service::{LINE_PATTERN, MESSAGE_PATTERN, WEB_URL_PATTERN};
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    if let Some(patch) = doc.pointer_mut("/components/schemas/StatePatch") {
+        patch["minProperties"] = 1.into();
+    }
+    for (schema, field, pattern) in [
+        ("SendBody", "message", MESSAGE_PATTERN),
+        ("SeedSendFields", "message", MESSAGE_PATTERN),
+        ("SendBody", "title", LINE_PATTERN),
+        ("SendBody", "link", WEB_URL_PATTERN),
+        ("Action", "label", LINE_PATTERN),
+        ("Action", "url", WEB_URL_PATTERN),
+        ("PutUser", "name", LINE_PATTERN),
+    ] {
+        let at = format!("/components/schemas/{schema}/properties/{field}");
+        match doc.pointer_mut(&at) {
+            Some(property) => property["pattern"] = pattern.into(),
+            None => tracing::error!(%at, "the OpenAPI document lacks a patterned field"),
+        }
+    }
+    let stream = "/paths/~1api~1users~1{user}~1events/get/responses/200/content/text~1event-stream";
+    if let Some(content) = doc.pointer_mut(stream) {
+        let schema =
+            |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+        content["x-sse-events"] = serde_json::json!({
+            "notification": {
+                "description": "A new notification; the SSE `id` is its id (resume after it with `Last-Event-ID`)",
+                "data": schema("Notification"),
+            },
+            "state": {
+                "description": "A read, archive or delete change, with the counts after it",
+                "data": schema("StateEvent"),
+            },
+            "counts": {
+                "description": "Unread and total; keep the one with the largest `version`",
+                "data": schema("Counts"),
+            },
+        });
+    }
+    doc
+}
 
 /// The two ways to present a token, for the OpenAPI document.
 struct Security;

@@ -823,8 +823,11 @@ impl NotificationService for Service {
             .await
             .map_err(store_error)?
             .ok_or_else(|| {
-                ServiceError::Invalid(format!(
-                    "invalid cursor {:?}: pass the next_cursor of a previous page",
+                // Well formed but naming no notification of this inbox:
+                // like any other unknown notification id, 404.
+                ServiceError::NotFound(format!(
+                    "invalid cursor {:?}: no notification of this inbox has that id; \
+                     pass the next_cursor of a previous page",
                     before.unwrap_or_default()
                 ))
             })?;
@@ -896,12 +899,39 @@ impl NotificationService for Service {
     }
 }
 
-/// The message as stored: CRLF made LF (browsers send textarea newlines as
-/// CRLF), then checked: 1–2,000 characters after trimming, no control
-/// characters but newline and tab. Sends through the API and records from
-/// the topic pass the same check.
+/// What a message may be, as a pattern (for the OpenAPI document; with at
+/// most [`MAX_MESSAGE_CHARS`] characters it is exactly what
+/// [`check_message`] accepts, which a test checks): no control character
+/// but tab, newline and carriage return, and not only white space.
+pub const MESSAGE_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+
+/// A title, an action's label or a user's name: no control character at
+/// all, not only white space.
+pub const LINE_PATTERN: &str =
+    "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// A link or an action's URL: `http` or `https`, a host name (labels of
+/// letters, digits and inner hyphens, the last one starting with a letter;
+/// no address, no user name), an optional port, then any visible ASCII.
+/// The server applies this very pattern (then parses the URL), so the
+/// document and the check cannot disagree.
+pub const WEB_URL_PATTERN: &str = "^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?(?:[/?#][!-~]*)?$";
+
+/// Longest link or action URL, in bytes.
+pub const MAX_URL_BYTES: usize = 2_048;
+
+/// Longest action label, in characters.
+pub const MAX_LABEL_CHARS: usize = 40;
+
+/// The message as stored: CRLF and a lone CR made LF (browsers send
+/// textarea newlines as CRLF), then checked: at most 2,000 characters, not
+/// only white space, no control characters but newline and tab. Sends
+/// through the API and records from the topic pass the same check (and the
+/// OpenAPI document states the same rule).
 pub fn check_message(message: &str) -> Result<String, BadMessage> {
-    let message = message.replace("\r\n", "\n");
+    // Counted as sent (the limit the document states), not as stored.
+    let chars = message.chars().count();
+    let message = message.replace("\r\n", "\n").replace('\r', "\n");
     if let Some(c) = message
         .chars()
         .find(|c| c.is_control() && *c != '\n' && *c != '\t')
@@ -912,8 +942,7 @@ pub fn check_message(message: &str) -> Result<String, BadMessage> {
             BadMessage::Control(c)
         });
     }
-    let chars = message.trim().chars().count();
-    if chars == 0 {
+    if message.trim().is_empty() {
         return Err(BadMessage::Empty);
     }
     if chars > MAX_MESSAGE_CHARS {
@@ -927,7 +956,7 @@ pub fn check_message(message: &str) -> Result<String, BadMessage> {
 pub struct Extras {
     /// Trimmed title.
     pub title: Option<String>,
-    /// Absolute http(s) URL, as parsed (normalised).
+    /// Absolute http(s) URL, as sent but for the scheme in lowercase.
     pub link: Option<String>,
     /// Buttons.
     pub actions: Vec<Action>,
@@ -942,9 +971,10 @@ pub fn check_extras(
     link: Option<&str>,
     actions: &[Action],
 ) -> Result<Extras, BadField> {
-    let title = match title.map(str::trim) {
+    // Lengths count what was sent; what is stored is trimmed.
+    let title = match title {
         None => None,
-        Some(t) if t.is_empty() || t.chars().count() > MAX_TITLE_CHARS => {
+        Some(t) if t.trim().is_empty() || t.chars().count() > MAX_TITLE_CHARS => {
             return Err(BadField::Title(format!(
                 "title must be 1 to {MAX_TITLE_CHARS} characters"
             )))
@@ -954,7 +984,7 @@ pub fn check_extras(
                 "title must not hold control characters".into(),
             ))
         }
-        Some(t) => Some(t.to_owned()),
+        Some(t) => Some(t.trim().to_owned()),
     };
     let link = link.map(|l| web_url("link", l)).transpose()?;
     if actions.len() > MAX_ACTIONS {
@@ -966,15 +996,18 @@ pub fn check_extras(
     let actions = actions
         .iter()
         .map(|a| {
-            let label = a.label.trim();
-            if label.is_empty() || label.chars().count() > 40 || label.chars().any(char::is_control)
+            let label = &a.label;
+            if label.trim().is_empty()
+                || label.chars().count() > MAX_LABEL_CHARS
+                || label.chars().any(char::is_control)
             {
-                return Err(BadField::Actions(
-                    "an action's label must be 1 to 40 characters, no control characters".into(),
-                ));
+                return Err(BadField::Actions(format!(
+                    "an action's label must be 1 to {MAX_LABEL_CHARS} characters, \
+                     no control characters"
+                )));
             }
             Ok(Action {
-                label: label.to_owned(),
+                label: label.trim().to_owned(),
                 url: web_url("action url", &a.url)?,
             })
         })
@@ -989,18 +1022,27 @@ pub fn check_extras(
 /// `text` as an absolute `http`/`https` URL with a host, or why not: no
 /// `javascript:`, `data:` or relative URL ever reaches an `href`.
 fn web_url(field: &str, text: &str) -> Result<String, BadField> {
+    static PATTERN: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(WEB_URL_PATTERN).expect("a valid pattern"));
     let bad = |why: &str| BadField::Link(format!("{field} {why}"));
-    if text.len() > 2_048 {
+    if text.len() > MAX_URL_BYTES {
         return Err(bad("is longer than 2,048 bytes"));
     }
-    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(bad("must not hold spaces or control characters"));
+    if !PATTERN.is_match(text) {
+        return Err(bad(
+            "must be an http or https URL with a host name (letters, digits, hyphens), \
+             an optional port, and only visible ASCII after it",
+        ));
     }
     let url = url::Url::parse(text).map_err(|e| bad(&format!("is not an absolute URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(bad("must be an http or https URL with a host"));
     }
-    Ok(url.to_string())
+    // Kept as sent but for the scheme's case: the pattern already allows
+    // only a clean ASCII URL, and the parser's normal form (percent
+    // encoding, a `/` added) could outgrow the length the document states.
+    let (scheme, rest) = text.split_once("://").unwrap_or((text, ""));
+    Ok(format!("{}://{rest}", scheme.to_ascii_lowercase()))
 }
 
 /// Why [`check_extras`] refused a field.
@@ -1074,14 +1116,88 @@ pub(crate) fn store_error(e: sqlx::Error) -> ServiceError {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Characters where the rules differ: controls, CR, LF, tab, spaces of
+    /// several kinds, zero-width and ordinary letters.
+    fn tricky_text() -> impl Strategy<Value = String> {
+        let chars = prop::sample::select(vec![
+            'a', 'é', ' ', '\t', '\n', '\r', '\0', '\u{7}', '\u{b}', '\u{1b}', '\u{7f}', '\u{85}',
+            '\u{a0}', '\u{2028}', '\u{3000}', '\u{200b}', '\u{feff}', '字',
+        ]);
+        prop::collection::vec(chars, 0..12).prop_map(|v| v.into_iter().collect())
+    }
+
+    fn pattern(p: &str) -> regex::Regex {
+        regex::Regex::new(p).unwrap()
+    }
+
+    proptest! {
+        /// The OpenAPI document's patterns are exactly the server's rules
+        /// (within the stated lengths), so a client generated from the
+        /// document is refused only for what the document forbids.
+        #[test]
+        fn documented_patterns_are_the_checks(text in tricky_text()) {
+            prop_assert_eq!(
+                check_message(&text).is_ok(),
+                pattern(MESSAGE_PATTERN).is_match(&text),
+                "message {:?}", text
+            );
+            let line = pattern(LINE_PATTERN).is_match(&text);
+            prop_assert_eq!(check_extras(Some(&text), None, &[]).is_ok(), line, "title {:?}", text);
+            let action = Action { label: text.clone(), url: "https://example.com".into() };
+            prop_assert_eq!(check_extras(None, None, &[action]).is_ok(), line, "label {:?}", text);
+            prop_assert_eq!(crate::directory::check_name(&text).is_ok(), line, "name {:?}", text);
+        }
+
+        /// Every URL the document's pattern admits is accepted (and one it
+        /// does not is refused, by construction: the server applies it).
+        #[test]
+        fn urls_the_pattern_admits_are_accepted(
+            url in proptest::string::string_regex(
+                WEB_URL_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+            ).unwrap()
+        ) {
+            // International-domain labels must hold valid punycode, which
+            // a pattern cannot say; clients do not make such names up.
+            prop_assume!(!url.to_ascii_lowercase().contains("xn--"));
+            prop_assume!(url.len() <= MAX_URL_BYTES);
+            prop_assert!(web_url("link", &url).is_ok(), "{:?}: {:?}", url, web_url("link", &url));
+        }
+    }
+
+    #[test]
+    fn urls_outside_the_pattern_are_refused() {
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "//example.com/x",
+            "https://user@example.com/",
+            "https://127.0.0.1/",
+            "https://example.com:65536/",
+            "https://exa mple.com/",
+            "https://example.com/caf\u{e9}",
+            "ftp://example.com/",
+        ] {
+            assert!(web_url("link", bad).is_err(), "{bad}");
+        }
+        for good in [
+            "https://example.com",
+            "HTTP://Shop.example:8080/a?b#c",
+            "http://localhost/x",
+        ] {
+            assert!(web_url("link", good).is_ok(), "{good}");
+        }
+    }
 
     #[test]
     fn control_characters_are_refused_but_newlines_and_tabs_kept() {
         assert_eq!(check_message("a\r\nb\tc").unwrap(), "a\nb\tc");
+        assert_eq!(check_message("old\rmac").unwrap(), "old\nmac");
         assert!(check_message("nul\0byte").is_err());
         assert!(check_message("bell\u{7}").is_err());
-        assert!(check_message("lone\rreturn").is_err());
         assert!(check_message("\u{1b}[31mred").is_err());
     }
 

@@ -34,6 +34,7 @@ pub const RETRY: Duration = Duration::from_millis(1_000);
 
 /// Query of the events route.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Resume after this notification id (`0`: from the beginning).
     pub since: Option<String>,

@@ -155,7 +155,10 @@ async fn title_link_and_actions_are_kept_and_only_web_urls_accepted() {
         Some("https://shop.example/orders/48213")
     );
     assert_eq!(sent.actions.len(), 2);
-    assert_eq!(sent.actions[1].url, "http://help.example/", "normalised");
+    assert_eq!(
+        sent.actions[1].url, "http://help.example/",
+        "the scheme in lowercase"
+    );
     let streamed: Notification = sse
         .next_notification(Duration::from_secs(5))
         .await

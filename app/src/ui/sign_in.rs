@@ -16,6 +16,14 @@ pub(super) fn SignInPage(users: Vec<User>) -> impl IntoView {
             reload();
         }
     });
+    // None when the server has demo sign-in switched off.
+    let off = users.is_empty().then(|| {
+        view! {
+            <p class="hint" data-testid="demo-off">
+                "Demo sign-in is switched off on this server: open Herald from your application, which signs you in."
+            </p>
+        }
+    });
     view! {
         <div class="screen">
             <header class="top">
@@ -26,6 +34,7 @@ pub(super) fn SignInPage(users: Vec<User>) -> impl IntoView {
                 <p class="hint">
                     "Demo sign-in: pick who you are. In production, tokens come from your identity provider."
                 </p>
+                {off}
                 <div class="who">
                     {users
                         .into_iter()

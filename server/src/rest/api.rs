@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use app::model::{Category, Counts, ListFilter, NewNotification, Notification, DEFAULT_PAGE};
 use app::service::NotificationService as _;
 
-use super::extract::{positive_id, ApiJson, ApiPath, ApiQuery, Caller, UserId};
+use super::extract::{integral, positive_id, ApiJson, ApiPath, ApiQuery, Caller, UserId};
 use super::{ClientErrors, SendLimits};
 use crate::error::AppError;
 use crate::service::Service;
@@ -21,41 +21,30 @@ use crate::service::Service;
 pub struct SendBody {
     /// Sender id; defaults to the caller, and must be the caller when auth
     /// is on. Left out by API keys (they send as their service).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::option_i64")]
     #[schema(minimum = 1)]
     from: Option<i64>,
     /// One recipient id, or a list of 1 to 1,000 different ones.
     #[schema(schema_with = recipients_schema)]
     to: Recipients,
-    /// The text: 1–2,000 characters after trimming, no control characters
-    /// but newline and tab (a CRLF is stored as LF).
-    #[schema(
-        min_length = 1,
-        max_length = 2000,
-        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
-    )]
+    /// The text: at most 2,000 characters, not only white space, no control
+    /// characters but newline and tab (CRLF and a lone CR are stored as LF).
+    #[schema(min_length = 1, max_length = 2000)]
     message: String,
     /// `info` (default), `mention` or `alert`.
     #[serde(default)]
     category: Option<Category>,
     /// 1 (min) to 5 (max); 3 by default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::option_u8")]
     #[schema(minimum = 1, maximum = 5)]
     priority: Option<u8>,
     /// A title shown above the message (1 to 120 characters).
     #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 120,
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u001F\\u007F-\\u009F]*$"
-    )]
+    #[schema(min_length = 1, max_length = 120)]
     title: Option<String>,
     /// Where a click on the notification leads: an absolute http(s) URL.
     #[serde(default)]
-    #[schema(
-        max_length = 2048,
-        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+[^\\s]*$"
-    )]
+    #[schema(max_length = 2048)]
     link: Option<String>,
     /// Up to 2 buttons `{"label","url"}` (labels 1-40 characters, http(s) URLs).
     #[serde(default)]
@@ -68,10 +57,10 @@ pub struct SendBody {
 #[serde(untagged)]
 pub enum Recipients {
     /// One user id: the answer is the notification.
-    One(i64),
+    One(#[serde(deserialize_with = "integral::i64")] i64),
     /// Several user ids: the answer lists one notification per recipient,
     /// in the same order.
-    Many(Vec<i64>),
+    Many(#[serde(deserialize_with = "integral::vec_i64")] Vec<i64>),
 }
 
 /// `to` in the OpenAPI document: a positive id, or a list of 1 to 1,000.
@@ -101,6 +90,17 @@ fn recipients_schema() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
+/// Answer of a send: the notification for one recipient, the list for
+/// several (as `to` was given).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SendAnswer {
+    /// `to` was one id.
+    One(Notification),
+    /// `to` was a list.
+    Many(SentBody),
+}
+
 /// Answer of a send to a list of recipients.
 #[derive(Serialize, ToSchema)]
 pub struct SentBody {
@@ -126,7 +126,7 @@ pub struct SentBody {
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes retries safe: 1-255 visible ASCII characters, chosen by the client per request")),
     security(("bearer" = []), ("cookie" = []), ("apiKey" = [])),
     responses(
-        (status = 202, description = "Accepted by the broker; it will be stored and streamed. One recipient: the notification; a list: `{\"notifications\":[…]}`", body = Notification),
+        (status = 202, description = "Accepted by the broker; it will be stored and streamed. One recipient: the notification; a list: `{\"notifications\":[…]}`", body = SendAnswer),
         (status = 422, description = "The Idempotency-Key was used for another request", body = super::MessageBody),
         ClientErrors, SendLimits,
     ))]
@@ -168,13 +168,13 @@ pub async fn create(
             let one = sent
                 .pop()
                 .ok_or(AppError::Service(app::model::ServiceError::Internal))?;
-            (StatusCode::ACCEPTED, Json(one)).into_response()
+            (StatusCode::ACCEPTED, Json(SendAnswer::One(one))).into_response()
         }
         Recipients::Many(_) => (
             StatusCode::ACCEPTED,
-            Json(SentBody {
+            Json(SendAnswer::Many(SentBody {
                 notifications: sent,
-            }),
+            })),
         )
             .into_response(),
     })
@@ -182,11 +182,14 @@ pub async fn create(
 
 /// Query of a notification list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
-    /// Cursor: the `next_cursor` of the previous page.
+    /// Cursor: the `next_cursor` of the previous page (an unknown one is
+    /// 404).
     pub before: Option<String>,
     /// `true`: the archived notifications instead of the inbox.
     pub archived: Option<bool>,
@@ -195,6 +198,7 @@ pub struct ListQuery {
     /// Only this category (`info`, `mention`, `alert`).
     pub category: Option<Category>,
     /// Only this priority or higher (1–5).
+    #[param(minimum = 1, maximum = 5)]
     pub min_priority: Option<u8>,
 }
 
@@ -300,9 +304,19 @@ pub async fn read_all(
 #[serde(deny_unknown_fields)]
 pub struct StatePatch {
     /// Mark read (`true`) or unread (`false`).
+    #[serde(default, deserialize_with = "given")]
+    #[schema(nullable = false)]
     pub read: Option<bool>,
     /// Archive (`true`) or bring back to the inbox (`false`).
+    #[serde(default, deserialize_with = "given")]
+    #[schema(nullable = false)]
     pub archived: Option<bool>,
+}
+
+/// A field that may be left out but, when given, is `true` or `false`
+/// (`null` is refused, as the document says).
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    bool::deserialize(d).map(Some)
 }
 
 /// Mark one notification read or unread, archive or unarchive it; owner

@@ -43,6 +43,57 @@ pub struct ApiQuery<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(AppError))]
 pub struct ApiPath<T>(pub T);
 
+/// Integers of JSON bodies, also when written as integral floats (`7.0`):
+/// JSON Schema's `integer` admits those, so clients generated from the
+/// OpenAPI document may send them. `7.5`, or a number out of range, is
+/// refused as before.
+pub mod integral {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn exact<E: Error>(n: &serde_json::Number) -> Result<i64, E> {
+        if let Some(i) = n.as_i64() {
+            return Ok(i);
+        }
+        match n.as_f64() {
+            // Within ±2^53 every integral float is exact.
+            Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(f as i64),
+            _ => Err(E::custom(format!(
+                "invalid number {n}: expected an integer"
+            ))),
+        }
+    }
+
+    /// An `i64`.
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        exact(&serde_json::Number::deserialize(d)?)
+    }
+
+    /// An optional `i64`.
+    pub fn option_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?
+            .map(|n| exact(&n))
+            .transpose()
+    }
+
+    /// A list of `i64`s.
+    pub fn vec_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+        Vec::<serde_json::Number>::deserialize(d)?
+            .iter()
+            .map(exact)
+            .collect()
+    }
+
+    /// An optional `u8`.
+    pub fn option_u8<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+        option_i64(d)?
+            .map(|i| {
+                u8::try_from(i)
+                    .map_err(|_| D::Error::custom(format!("invalid number {i}: expected 0 to 255")))
+            })
+            .transpose()
+    }
+}
+
 /// The `{user}` path parameter: a positive user id, or a 400 that names it.
 pub struct UserId(pub i64);
 

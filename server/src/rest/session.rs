@@ -20,6 +20,7 @@ use crate::service::Service;
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     /// Id of the demo user to sign in as.
+    #[serde(deserialize_with = "super::extract::integral::i64")]
     #[schema(minimum = 1)]
     pub user: i64,
 }

@@ -22,6 +22,7 @@ const DEFAULT_SEARCH: u32 = 20;
 /// Query of `GET /api/users`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Name prefix, any case (a user id also finds that user first).
     /// Without it, users are listed by id.
@@ -63,13 +64,9 @@ pub async fn search(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutUser {
-    /// Display name: 1 to 100 characters after trimming, no control
-    /// characters.
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*\\S[^\\u0000-\\u001F\\u007F-\\u009F]*$"
-    )]
+    /// Display name: at most 100 characters, not only white space, no
+    /// control characters (stored trimmed).
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 
