@@ -11,6 +11,13 @@ use tracing_subscriber::EnvFilter;
 use herald::config::{Command, LogFormat};
 use herald::{leptos_options, start, Config};
 
+/// mimalloc instead of glibc's malloc: a send allocates and frees across
+/// threads (HTTP workers, librdkafka, the store's thread), where glibc's
+/// arenas spent about a sixth of Herald's CPU (`_int_malloc`, `_int_free`,
+/// `malloc_consolidate` in a wrk profile; docs/bench/cost.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let mut cfg = Config::parse();
     let command = cfg.command.take();
