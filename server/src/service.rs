@@ -911,11 +911,12 @@ pub const LINE_PATTERN: &str =
     "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
 /// A link or an action's URL: `http` or `https`, a host name (labels of
-/// letters, digits and inner hyphens, the last one starting with a letter;
-/// no address, no user name), an optional port, then any visible ASCII.
+/// letters, digits and inner hyphens, the last one starting with a letter)
+/// or an IPv4 address in dotted form (no IPv6, no user name), an optional
+/// port, then any visible ASCII.
 /// The server applies this very pattern (then parses the URL), so the
 /// document and the check cannot disagree.
-pub const WEB_URL_PATTERN: &str = "^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?(?:[/?#][!-~]*)?$";
+pub const WEB_URL_PATTERN: &str = "^[Hh][Tt][Tt][Pp][Ss]?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?|(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?:\\.(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?(?:[/?#][!-~]*)?$";
 
 /// Longest link or action URL, in bytes.
 pub const MAX_URL_BYTES: usize = 2_048;
@@ -1175,7 +1176,9 @@ mod tests {
             "data:text/html,x",
             "//example.com/x",
             "https://user@example.com/",
-            "https://127.0.0.1/",
+            "https://127.0.0.1.5/",
+            "https://256.1.1.1/",
+            "https://[::1]/",
             "https://example.com:65536/",
             "https://exa mple.com/",
             "https://example.com/caf\u{e9}",
@@ -1187,6 +1190,7 @@ mod tests {
             "https://example.com",
             "HTTP://Shop.example:8080/a?b#c",
             "http://localhost/x",
+            "http://127.0.0.1:3000/api/health?order=1",
         ] {
             assert!(web_url("link", good).is_ok(), "{good}");
         }

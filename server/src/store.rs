@@ -1408,6 +1408,42 @@ mod tests {
         assert_eq!(store.stream_start(3, Some("s1")).await.unwrap().0, None);
     }
 
+    /// Any resume position a client sends (`Last-Event-ID`, `?since=`: NUL,
+    /// CR/LF, quotes, 2,000 characters) starts a stream: after the
+    /// notification it names if that is the user's, from now otherwise;
+    /// never a store error.
+    #[tokio::test]
+    async fn any_resume_position_is_a_known_id_or_now() {
+        use proptest::strategy::{Strategy, ValueTree};
+        use proptest::test_runner::TestRunner;
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(&dir).await {
+            let batch: Vec<_> = (0..3).map(|i| (n(&format!("r{i}"), 1), src(i))).collect();
+            store.insert_batch(&batch).await.unwrap();
+            store
+                .insert_batch(&[(n("theirs", 2), src(9))])
+                .await
+                .unwrap();
+            let ids = proptest::prop_oneof![
+                proptest::sample::select(vec!["r0", "r2", "theirs", "0", "", "r1\0", "r1\r\n"])
+                    .prop_map(String::from),
+                "\\PC{0,40}",
+                ".{0,40}",
+                "[\\x00-\\x7f]{1000,2000}",
+            ];
+            let mut runner = TestRunner::deterministic();
+            for _ in 0..200 {
+                let after = ids.new_tree(&mut runner).unwrap().current();
+                let (resume, _, _) = store
+                    .stream_start(1, Some(&after))
+                    .await
+                    .unwrap_or_else(|e| panic!("{after:?}: {e}"));
+                let known = ["r0", "r1", "r2"].contains(&after.as_str());
+                assert_eq!(resume.is_some(), known, "{after:?}");
+            }
+        }
+    }
+
     /// PostgreSQL only: with SQLite the limit is governor's, in process
     /// (one instance), and `take_send` is never called.
     #[tokio::test]
