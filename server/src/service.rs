@@ -238,11 +238,6 @@ impl Service {
         }
     }
 
-    /// The directory, for the routes that manage it.
-    pub fn directory(&self) -> &Directory {
-        &self.shared.directory
-    }
-
     /// Create or rename user `id` (scope `users`); true when created.
     pub async fn put_user(
         &self,
