@@ -180,25 +180,16 @@ async fn a_record_the_dead_letter_topic_refuses_even_truncated_is_skipped_and_th
     .await;
     let list = wait_for_count(&h, 1, 1, Duration::from_secs(20)).await;
     assert_eq!(list[0].message, "behind the skipped junk");
-    let metrics = wait_for_counter(
+    // (The metrics are the process's: other tests of this file run beside
+    // this one and count their own dead letters, so only the dropped
+    // count, which nothing else here increments, is checked.)
+    wait_for_counter(
         &h,
         "herald_dead_letters_dropped_total",
         1.0,
         Duration::from_secs(10),
     )
     .await;
-    assert_eq!(
-        counter(&metrics, "herald_dead_letters_truncated_total"),
-        0.0
-    );
-    assert_eq!(
-        counter(
-            &metrics,
-            "herald_dead_letters_total{reason=\"invalid_json\"}"
-        ),
-        0.0,
-        "nothing reached the dead-letter topic"
-    );
     let dlq = dead_letter_reader(&h.cfg);
     assert!(
         dlq.poll(Duration::from_secs(2)).is_none(),
