@@ -99,8 +99,8 @@ pub fn app(state: AppState) -> Router {
 
 /// One header set on every answer unless the handler set it. Together
 /// they tell browsers to be strict: no MIME sniffing, never inside a frame
-/// (clickjacking), no full URL in the `Referer` sent to other sites. (A CSP
-/// that restricts scripts needs a nonce for the hydration script; not yet.)
+/// (clickjacking), no full URL in the `Referer` sent to other sites. (Pages
+/// get their whole script policy, with a nonce, from the page shell.)
 fn strict(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
