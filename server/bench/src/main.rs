@@ -644,39 +644,19 @@ async fn store(
             }
         });
         let t = Instant::now();
-        let next = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let (http, base, next, failed, run) = (
-                http.clone(),
-                base.to_owned(),
-                next.clone(),
-                failed.clone(),
-                run.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= seed {
-                        return;
-                    }
-                    let from = if user == 1 { 2 } else { 1 };
-                    let ok = as_user(http.post(format!("{base}/api/notifications")), from)
-                        .json(&json!({"from": from, "to": user, "message": format!("store {run} {i}")}))
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success());
-                    if !ok {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }));
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
-        let failed = failed.load(Ordering::Relaxed);
+        let (http, base) = (http.clone(), base.to_owned());
+        let failed = fan_out(seed, move |i| {
+            let (http, base, run) = (http.clone(), base.clone(), run.clone());
+            async move {
+                let from = if user == 1 { 2 } else { 1 };
+                as_user(http.post(format!("{base}/api/notifications")), from)
+                    .json(&json!({"from": from, "to": user, "message": format!("store {run} {i}")}))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
         let deadline = Instant::now() + Duration::from_secs(600);
         while stored.load(Ordering::Relaxed) < seed - failed && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -712,6 +692,36 @@ async fn store(
         "latency_ms": summary(&hist),
     });
     Ok(("store", report, hist, failures))
+}
+
+/// Run `job(0..total)` on 64 concurrent tasks (each takes the next index
+/// when it is done); how many jobs answered false.
+async fn fan_out<F, Fut>(total: usize, job: F) -> usize
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (next, failed, job) = (next.clone(), failed.clone(), job.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return;
+                }
+                if !job(i).await {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    failed.load(Ordering::Relaxed)
 }
 
 /// First names and surnames the seeded users combine (1,600 distinct
@@ -782,43 +792,23 @@ async fn users(
     limit: u32,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let t = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (http, base, key, next, failed) = (
-            http.clone(),
-            base.to_owned(),
-            key.to_owned(),
-            next.clone(),
-            failed.clone(),
-        );
-        let (count, first_id) = (seeding.count, seeding.first_id);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return;
-                }
-                let name = format!("{} {}", FIRST[i % 40], LAST[(i / 40) % 40]);
-                let ok = http
-                    .put(format!("{base}/api/users/{}", first_id + i as i64))
-                    .bearer_auth(&key)
-                    .json(&json!({ "name": name }))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+    let (http2, base2, key2) = (http.clone(), base.to_owned(), key.to_owned());
+    let first_id = seeding.first_id;
+    let failed = fan_out(seeding.count, move |i| {
+        let (http, base, key) = (http2.clone(), base2.clone(), key2.clone());
+        async move {
+            let name = format!("{} {}", FIRST[i % 40], LAST[(i / 40) % 40]);
+            http.put(format!("{base}/api/users/{}", first_id + i as i64))
+                .bearer_auth(&key)
+                .json(&json!({ "name": name }))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
     let seed_seconds = t.elapsed().as_secs_f64();
-    let mut failures = failed.load(Ordering::Relaxed) as u64;
+    let mut failures = failed as u64;
     // Many matches ("e", "em"), some ("emma l", "ri"), one name
     // ("émile varga"), none ("zz"), and an id.
     let queries = [
