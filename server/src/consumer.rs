@@ -37,7 +37,10 @@ use app::model::{is_acceptable_id, Notification, User};
 use crate::config::Config;
 use crate::delivery::Ledger;
 use crate::directory::Directory;
-use crate::kafka::{base_config, is_permanent, DeadLetter, Original, Producer, Record};
+use crate::kafka::{
+    base_config, is_permanent, DeadLetter, Original, Producer, Record, RequestCounter,
+    STATISTICS_INTERVAL_MS,
+};
 use crate::service::{check_extras, check_message};
 use crate::store::Source;
 use crate::writer::{Origin, Writer};
@@ -61,12 +64,14 @@ pub const BATCH_MAX: usize = 500;
 /// and keeps the set of owned partitions for early delivery.
 pub struct GroupContext {
     ledger: Ledger,
+    requests: RequestCounter,
 }
 
 impl ClientContext for GroupContext {
     /// librdkafka's statistics (every `statistics.interval.ms`): export the
-    /// lag of each assigned partition.
+    /// lag of each assigned partition and the requests made.
     fn stats(&self, stats: Statistics) {
+        self.requests.record(&stats);
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
@@ -122,9 +127,12 @@ pub fn create(cfg: &Config, ledger: Ledger) -> Result<GroupConsumer, KafkaError>
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("max.poll.interval.ms", "10000")
-        .set("statistics.interval.ms", "5000")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set("fetch.wait.max.ms", cfg.fetch_wait_ms.to_string())
-        .create_with_context(GroupContext { ledger })?;
+        .create_with_context(GroupContext {
+            ledger,
+            requests: RequestCounter::new("consumer"),
+        })?;
     consumer.subscribe(&[&cfg.topic])?;
     Ok(consumer)
 }
@@ -344,8 +352,10 @@ pub async fn run(consumer: GroupConsumer, targets: Targets, shutdown: Cancellati
         metrics::counter!("herald_consumed_records_total").increment(batch.len() as u64);
     }
     // Committing and leaving the group talk to the broker and block; if the
-    // broker is gone they can block for long, so bound them off the runtime.
-    let close = tokio::task::spawn_blocking(move || {
+    // broker is gone, or holds a rebalance open, they can block for long
+    // (librdkafka's close has no deadline of its own), so bound them on a
+    // thread nothing has to wait for.
+    let close = crate::kafka::detached("consumer-close", move || {
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!("consumer offsets committed"),
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -354,7 +364,7 @@ pub async fn run(consumer: GroupConsumer, targets: Targets, shutdown: Cancellati
         consumer.unsubscribe();
         drop(consumer);
     });
-    if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+    if !matches!(tokio::time::timeout(CLOSE_TIMEOUT, close).await, Ok(Ok(()))) {
         tracing::warn!("leaving the consumer group timed out (broker unreachable?)");
     }
     tracing::info!("consumer stopped");

@@ -114,6 +114,106 @@ impl Record {
     }
 }
 
+/// Run `work` (a librdkafka call that may block for long: closing a
+/// consumer, destroying a client) on a thread of its own, and hand back its
+/// result.
+///
+/// Not `spawn_blocking`: a tokio runtime waits for its blocking tasks when
+/// it is dropped, so a close stuck behind a rebalance the broker never
+/// finishes held up the end of a test (and would hold up a process exit
+/// without `shutdown_timeout`). A detached thread is simply left behind;
+/// callers bound their wait on the answer.
+pub(crate) fn detached<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let _ = tx.send(work());
+        });
+    if let Err(e) = spawned {
+        // The receiver then reads as "never answered", which callers treat
+        // like a timeout.
+        tracing::error!(error = %e, thread = name, "could not start a thread");
+    }
+    rx
+}
+
+/// How often librdkafka reports its statistics to Herald's clients (request
+/// counts per type, batch sizes, consumer lag).
+pub const STATISTICS_INTERVAL_MS: &str = "1000";
+
+/// Exports a client's Kafka requests by type from librdkafka's statistics
+/// as `herald_kafka_requests_total{client, request}`: how many Produce,
+/// Fetch, OffsetCommit, Heartbeat… requests the broker served per send is
+/// what the broker's cost follows (docs/bench/cost.md).
+pub struct RequestCounter {
+    client: &'static str,
+    /// Totals last reported per request type: librdkafka reports running
+    /// totals, the metric counts increments (a replaced client starts over).
+    last: Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl RequestCounter {
+    /// Counter for requests of `client` ("producer", "consumer").
+    pub fn new(client: &'static str) -> Self {
+        Self {
+            client,
+            last: Mutex::default(),
+        }
+    }
+
+    /// Count what `stats` reports since the last call.
+    pub fn record(&self, stats: &rdkafka::Statistics) {
+        let mut totals = std::collections::HashMap::<&str, i64>::new();
+        for broker in stats.brokers.values() {
+            for (request, n) in &broker.req {
+                *totals.entry(request.as_str()).or_default() += n;
+            }
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        for (request, total) in totals {
+            let before = last.get(request).copied().unwrap_or(0);
+            // Lower than before: a new client, whose count starts at zero.
+            let new = if total >= before {
+                total - before
+            } else {
+                total
+            };
+            if new > 0 {
+                metrics::counter!(
+                    "herald_kafka_requests_total",
+                    "client" => self.client,
+                    "request" => request.to_owned()
+                )
+                .increment(new as u64);
+            }
+            last.insert(request.to_owned(), total);
+        }
+        for topic in stats.topics.values() {
+            if topic.batchcnt.cnt > 0 {
+                metrics::gauge!(
+                    "herald_kafka_batch_records",
+                    "client" => self.client,
+                    "topic" => topic.topic.clone()
+                )
+                .set(topic.batchcnt.avg as f64);
+            }
+        }
+    }
+}
+
+/// The producer's librdkafka context: counts its requests.
+pub struct ProducerContext(RequestCounter);
+
+impl rdkafka::ClientContext for ProducerContext {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        self.0.record(&stats);
+    }
+}
+
 /// Settings every Herald client shares.
 pub fn base_config(cfg: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -216,7 +316,7 @@ pub struct Producer {
 }
 
 struct ProducerShared {
-    client: RwLock<FutureProducer>,
+    client: RwLock<FutureProducer<ProducerContext>>,
     config: ClientConfig,
     topic: String,
     timeout: Duration,
@@ -245,6 +345,7 @@ impl Producer {
                 message_timeout.as_millis().to_string(),
             )
             .set("linger.ms", cfg.linger_ms.to_string())
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
             .set(
                 "max.in.flight.requests.per.connection",
                 cfg.max_in_flight.to_string(),
@@ -254,7 +355,8 @@ impl Producer {
             // The largest record produced (a dead letter may copy a large
             // foreign record): match the broker's limit.
             .set("message.max.bytes", cfg.kafka_message_max_bytes.to_string());
-        let client: FutureProducer = config.create()?;
+        let client =
+            config.create_with_context(ProducerContext(RequestCounter::new("producer")))?;
         Ok(Self {
             shared: Arc::new(ProducerShared {
                 client: RwLock::new(client),
@@ -266,7 +368,7 @@ impl Producer {
         })
     }
 
-    fn client(&self) -> FutureProducer {
+    fn client(&self) -> FutureProducer<ProducerContext> {
         self.shared
             .client
             .read()
@@ -390,7 +492,11 @@ impl Producer {
             }
             *last = Instant::now();
         }
-        let fresh: FutureProducer = match self.shared.config.create() {
+        let fresh = match self
+            .shared
+            .config
+            .create_with_context(ProducerContext(RequestCounter::new("producer")))
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "could not create a new producer");
@@ -407,11 +513,11 @@ impl Producer {
         );
         tracing::warn!("producer replaced after a failed send");
         // Destroying a client waits for its outstanding requests: not on a
-        // runtime thread.
-        tokio::task::spawn_blocking(move || {
+        // runtime thread, and nobody needs to wait for it.
+        drop(detached("producer-drop", move || {
             old.purge(PurgeConfig::default().queue().inflight());
             drop(old);
-        });
+        }));
     }
 
     /// Whether the broker answers a metadata request for the topic within
@@ -507,6 +613,32 @@ mod tests {
     use rdkafka::producer::BaseProducer;
 
     use super::*;
+
+    /// A librdkafka call that never returns (a consumer close behind a
+    /// rebalance the broker never finishes) must not keep the runtime from
+    /// stopping: with `spawn_blocking` it did, and a test hung at its end.
+    #[test]
+    fn a_stuck_detached_call_does_not_hold_up_the_runtime() {
+        let (stopped, stopped_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let answer = detached("stuck", || loop {
+                    std::thread::park();
+                });
+                let waited = tokio::time::timeout(Duration::from_millis(50), answer).await;
+                assert!(waited.is_err(), "the stuck call answered");
+            });
+            drop(rt);
+            stopped.send(()).unwrap();
+        });
+        stopped_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the runtime stops although the call is stuck");
+    }
 
     #[test]
     fn tls_and_sasl_settings_reach_librdkafka_which_supports_them() {

@@ -203,6 +203,15 @@ fn describe() {
         "herald_api_key_requests_total",
         "Requests made with each API key (by key name)"
     );
+    // Labelled by request type, which librdkafka's statistics name.
+    metrics::describe_counter!(
+        "herald_kafka_requests_total",
+        "Requests Herald's Kafka clients sent to the broker, by client and request type"
+    );
+    metrics::describe_gauge!(
+        "herald_kafka_batch_records",
+        "Records per produce batch (librdkafka's rolling average), by client and topic"
+    );
     for (name, help, labels) in COUNTERS {
         metrics::describe_counter!(*name, *help);
         for set in label_sets(labels) {

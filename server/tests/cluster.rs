@@ -169,13 +169,7 @@ async fn one_senders_rate_limit_holds_across_instances() {
 /// user put through one instance can be sent to through another at once,
 /// and their deactivation reaches the others within the directory cache's
 /// time to live.
-///
-/// Ignored for now: in one of four full `./scripts/test` runs it hung (its
-/// runtime idle, no child process left; the cause is not found yet), and a
-/// hang stalls the whole suite. Run it with
-/// `cargo test -p server --test cluster -- --ignored keys_and_users`.
 #[tokio::test]
-#[ignore = "hung once in the full suite; cause not found yet"]
 async fn keys_and_users_are_the_same_on_every_instance() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = cluster(dir.path(), |_| {}).await;

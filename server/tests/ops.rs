@@ -32,8 +32,10 @@ async fn metrics_expose_the_named_series_after_a_send() {
         "herald_store_batch_size_count",
         "herald_sse_connections",
         "herald_sse_events_total{type=\"notification\"}",
-        // From librdkafka's statistics, every 5 s.
+        // From librdkafka's statistics, every second.
         &format!("herald_consumer_lag{{topic=\"{}\"", h.cfg.topic),
+        "herald_kafka_requests_total{client=\"producer\",request=\"Produce\"}",
+        "herald_kafka_requests_total{client=\"consumer\",request=\"Fetch\"}",
     ];
     // Sum of the samples whose series starts with `prefix` (any labels).
     let total = |body: &str, prefix: &str| -> Option<f64> {
