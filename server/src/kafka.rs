@@ -167,30 +167,13 @@ impl RequestCounter {
 
     /// Count what `stats` reports since the last call.
     pub fn record(&self, stats: &rdkafka::Statistics) {
-        let mut totals = std::collections::HashMap::<&str, i64>::new();
-        for broker in stats.brokers.values() {
-            for (request, n) in &broker.req {
-                *totals.entry(request.as_str()).or_default() += n;
-            }
-        }
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        for (request, total) in totals {
-            let before = last.get(request).copied().unwrap_or(0);
-            // Lower than before: a new client, whose count starts at zero.
-            let new = if total >= before {
-                total - before
-            } else {
-                total
-            };
-            if new > 0 {
-                metrics::counter!(
-                    "herald_kafka_requests_total",
-                    "client" => self.client,
-                    "request" => request.to_owned()
-                )
-                .increment(new as u64);
-            }
-            last.insert(request.to_owned(), total);
+        for (request, new) in self.increments(stats) {
+            metrics::counter!(
+                "herald_kafka_requests_total",
+                "client" => self.client,
+                "request" => request
+            )
+            .increment(new);
         }
         for topic in stats.topics.values() {
             if topic.batchcnt.cnt > 0 {
@@ -202,6 +185,34 @@ impl RequestCounter {
                 .set(topic.batchcnt.avg as f64);
             }
         }
+    }
+}
+
+impl RequestCounter {
+    /// Requests of each type sent since the last call (summed over the
+    /// brokers; types with none left out).
+    fn increments(&self, stats: &rdkafka::Statistics) -> Vec<(String, u64)> {
+        let mut totals = std::collections::BTreeMap::<&str, i64>::new();
+        for broker in stats.brokers.values() {
+            for (request, n) in &broker.req {
+                *totals.entry(request.as_str()).or_default() += n;
+            }
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (request, total) in totals {
+            let before = last.insert(request.to_owned(), total).unwrap_or(0);
+            // Lower than before: a new client, whose count starts at zero.
+            let new = if total >= before {
+                total - before
+            } else {
+                total
+            };
+            if new > 0 {
+                out.push((request.to_owned(), new as u64));
+            }
+        }
+        out
     }
 }
 
@@ -638,6 +649,46 @@ mod tests {
         stopped_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the runtime stops although the call is stuck");
+    }
+
+    #[test]
+    fn request_counts_move_by_what_each_report_adds_over_all_brokers() {
+        let stats = |per_broker: &[&[(&str, i64)]]| {
+            let mut s = rdkafka::Statistics::default();
+            for (i, reqs) in per_broker.iter().enumerate() {
+                let b = rdkafka::statistics::Broker {
+                    req: reqs.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                    ..Default::default()
+                };
+                s.brokers.insert(format!("broker{i}"), b);
+            }
+            s
+        };
+        let counter = RequestCounter::new("producer");
+        let first = counter.increments(&stats(&[
+            &[("Produce", 7), ("Fetch", 0)],
+            &[("Produce", 3)],
+        ]));
+        assert_eq!(
+            first,
+            vec![("Produce".to_owned(), 10)],
+            "summed, zeros left out"
+        );
+        let second = counter.increments(&stats(&[
+            &[("Produce", 12), ("Metadata", 1)],
+            &[("Produce", 3)],
+        ]));
+        assert_eq!(
+            second,
+            vec![("Metadata".to_owned(), 1), ("Produce".to_owned(), 5)],
+            "only what is new"
+        );
+        assert!(counter
+            .increments(&stats(&[&[("Produce", 12)], &[("Produce", 3)]]))
+            .is_empty());
+        // A replaced client reports from zero again: its requests count.
+        let fresh = counter.increments(&stats(&[&[("Produce", 4)]]));
+        assert_eq!(fresh, vec![("Produce".to_owned(), 4)]);
     }
 
     #[test]

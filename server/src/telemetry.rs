@@ -210,7 +210,7 @@ fn describe() {
     );
     metrics::describe_gauge!(
         "herald_kafka_batch_records",
-        "Records per produce batch (librdkafka's rolling average), by client and topic"
+        "Records per batch (librdkafka's rolling average: produced batches for the producer, fetched ones for the consumer), by client and topic"
     );
     for (name, help, labels) in COUNTERS {
         metrics::describe_counter!(*name, *help);
