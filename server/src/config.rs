@@ -87,13 +87,28 @@ pub struct Config {
     pub linger_ms: f64,
 
     /// Produce requests the producer keeps in flight per broker connection
-    /// (`max.in.flight.requests.per.connection`, 1-5 with idempotence).
+    /// (`max.in.flight.requests.per.connection`, 1-5; above 1 only with
+    /// `HERALD_KAFKA_IDEMPOTENCE=true`, which keeps retries in order).
     /// 1 lets batches grow while the broker is slow to acknowledge: with
-    /// more, librdkafka's broker thread spins once a partition has five
-    /// requests waiting (measured in docs/bench/README.md).
+    /// more, librdkafka's idempotent broker thread spins while a
+    /// partition's batches are in flight (measured in docs/bench/).
     #[arg(long, env = "HERALD_MAX_IN_FLIGHT", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(1..=5))]
     pub max_in_flight: u8,
+
+    /// librdkafka's idempotent producer (`enable.idempotence`): the broker
+    /// drops a batch it already has when a retry resends it. Off by
+    /// default: Herald stores each notification once by its id whatever
+    /// the topic holds (a retried batch's copies are found stored), and
+    /// with one request in flight a retry cannot overtake the next batch.
+    /// On, librdkafka 2.12 compares a partition's in-flight *messages* with
+    /// its limit of five *requests* and its broker thread spins until the
+    /// acknowledgement (measured in docs/bench/cost.md: 36 poll calls per
+    /// send, Herald's CPU per send +60 % when sends go to one partition).
+    /// Switch it on when other readers of the topic must never see a
+    /// retried copy. Above one request in flight it must be on.
+    #[arg(long, env = "HERALD_KAFKA_IDEMPOTENCE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub kafka_idempotence: bool,
 
     /// Store and push a notification as soon as the broker acknowledged it,
     /// from the instance that produced it: with SQLite when someone there

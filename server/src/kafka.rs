@@ -350,7 +350,7 @@ impl Producer {
         let mut config = base_config(cfg);
         config
             .set("acks", "all")
-            .set("enable.idempotence", "true")
+            .set("enable.idempotence", cfg.kafka_idempotence.to_string())
             .set(
                 "message.timeout.ms",
                 message_timeout.as_millis().to_string(),

@@ -209,6 +209,15 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     // Settings first: a bad secret stops Herald before it touches anything.
     let auth = auth::Auth::new(&cfg)?;
+    if cfg.max_in_flight > 1 && !cfg.kafka_idempotence {
+        // A retried request could then land after the one sent behind it,
+        // and a user's notifications would be stored out of order.
+        return Err(StartError::Config(
+            "HERALD_MAX_IN_FLIGHT above 1 needs HERALD_KAFKA_IDEMPOTENCE=true \
+             (without it a retried batch can overtake the next one)"
+                .into(),
+        ));
+    }
     let store = Store::open(&cfg.database_url).await?;
     kafka::ensure_topics(&cfg).await?;
     let producer = Producer::new(&cfg)?;

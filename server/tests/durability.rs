@@ -237,3 +237,50 @@ async fn send_seed(base: &str) {
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// The producer is not idempotent by default, so a batch the broker kept
+/// but whose acknowledgement was lost comes back on the topic when
+/// librdkafka retries it. Herald stores and streams such a copy once: the
+/// notification's id decides, not the record's position.
+#[tokio::test]
+async fn a_record_the_topic_holds_twice_is_stored_and_streamed_once() {
+    let h = Herald::new().await;
+    let mut sse = SseClient::connect(&h.url("/api/users/1/events"), None).await;
+    let _hint = sse.next(Duration::from_secs(2)).await.unwrap();
+    let record = |id: &str, message: &str| {
+        json!({
+            "id": id,
+            "from": {"id": 2, "name": "Bruno"},
+            "to": {"id": 1, "name": "Emma"},
+            "message": message,
+        })
+        .to_string()
+    };
+    let copy = record(
+        "0193a5b4-7c1e-7a2b-9c3d-4e5f60718293",
+        "sent once, on the topic twice",
+    );
+    let after = record("0193a5b4-7c1e-7a2b-9c3d-4e5f60718294", "the next one");
+    produce_raw(&h.cfg, &[copy.clone(), copy, after]).await;
+
+    let mut streamed = Vec::new();
+    while let Some(n) = sse.next_notification(Duration::from_secs(5)).await {
+        let n: Notification = serde_json::from_str(&n.data).unwrap();
+        streamed.push(n.message);
+        if streamed.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(streamed, ["sent once, on the topic twice", "the next one"]);
+    // Whatever else arrives now would be the copy streamed again.
+    assert!(
+        sse.next_notification(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "the copy is not streamed"
+    );
+    let list = inbox(&h, 1).await;
+    let messages: Vec<&str> = list.iter().map(|n| n.message.as_str()).collect();
+    assert_eq!(messages, ["the next one", "sent once, on the topic twice"]);
+    h.shutdown().await;
+}

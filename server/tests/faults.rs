@@ -103,3 +103,27 @@ async fn a_broker_that_stays_down_gives_unavailable_within_the_bound() {
     })
     .await;
 }
+
+/// Several produce requests in flight need the idempotent producer: without
+/// it a retried request could land after the one behind it, and a user's
+/// notifications would be stored out of order. Herald refuses to start so.
+#[tokio::test]
+async fn several_requests_in_flight_without_idempotence_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path(), "127.0.0.1:1");
+    cfg.max_in_flight = 5;
+    cfg.kafka_idempotence = false;
+    let entries = || std::fs::read_dir(dir.path()).unwrap().count();
+    let before = entries();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let err = match herald::start(cfg.clone(), listener, herald::leptos_options(addr)).await {
+        Ok(_) => panic!("started with 5 requests in flight and no idempotence"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("HERALD_MAX_IN_FLIGHT") && err.contains("HERALD_KAFKA_IDEMPOTENCE=true"),
+        "{err}"
+    );
+    assert_eq!(entries(), before, "no store created before the refusal");
+}
