@@ -186,9 +186,7 @@ impl RequestCounter {
             }
         }
     }
-}
 
-impl RequestCounter {
     /// Requests of each type sent since the last call (summed over the
     /// brokers; types with none left out).
     fn increments(&self, stats: &rdkafka::Statistics) -> Vec<(String, u64)> {
