@@ -41,6 +41,7 @@ use crate::kafka::{
     base_config, is_permanent, DeadLetter, Original, Producer, Record, RequestCounter,
     STATISTICS_INTERVAL_MS,
 };
+use crate::pacer::{Demand, Pacer};
 use crate::service::{check_extras, check_message};
 use crate::store::Source;
 use crate::writer::{Origin, Writer};
@@ -65,6 +66,7 @@ pub const BATCH_MAX: usize = 500;
 pub struct GroupContext {
     ledger: Ledger,
     requests: RequestCounter,
+    demand: Demand,
 }
 
 impl ClientContext for GroupContext {
@@ -103,10 +105,16 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             self.ledger
                 .assign(partitions.elements().iter().map(|e| e.partition()));
+            // New partitions are read at once, paused or not before (see
+            // `pacer`).
+            if let Err(e) = consumer.resume(partitions) {
+                tracing::warn!(error = %e, "could not resume the assigned partitions");
+            }
+            self.demand.wake();
         }
     }
 }
@@ -115,8 +123,8 @@ impl ConsumerContext for GroupContext {
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
 /// Create the group member and subscribe it to the topic; `ledger` follows
-/// its assignment.
-pub fn create(cfg: &Config, ledger: Ledger) -> Result<GroupConsumer, KafkaError> {
+/// its assignment, and an assignment wakes the consumer through `demand`.
+pub fn create(cfg: &Config, ledger: Ledger, demand: Demand) -> Result<GroupConsumer, KafkaError> {
     let consumer: GroupConsumer = base_config(cfg)
         .set("group.id", &cfg.group_id)
         // librdkafka commits in the background, but only offsets we stored
@@ -132,6 +140,7 @@ pub fn create(cfg: &Config, ledger: Ledger) -> Result<GroupConsumer, KafkaError>
         .create_with_context(GroupContext {
             ledger,
             requests: RequestCounter::new("consumer"),
+            demand,
         })?;
     consumer.subscribe(&[&cfg.topic])?;
     Ok(consumer)
@@ -157,6 +166,18 @@ pub struct Targets {
     pub dlq: String,
     /// Producer for the dead-letter topic.
     pub producer: Producer,
+}
+
+/// Bound on one stall check (its broker requests take up to 2 s each; a
+/// rejoin's `unsubscribe` has no deadline of its own).
+const STALL_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sleep until `at`; never, without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long this member may hold no partition before it suspects a stuck
@@ -289,10 +310,16 @@ impl StallGuard {
 }
 
 /// Consume until `shutdown`, then commit what was stored and leave the group.
-pub async fn run(consumer: GroupConsumer, targets: Targets, shutdown: CancellationToken) {
+/// `pacer` pauses the partitions while nothing waits on them.
+pub async fn run(
+    consumer: GroupConsumer,
+    targets: Targets,
+    mut pacer: Pacer,
+    shutdown: CancellationToken,
+) {
     tracing::info!(topic = %targets.topic, dlq = %targets.dlq, "consumer started");
-    // Shared with the blocking pool, where the stall guard's metadata
-    // requests run (each may wait seconds for the broker).
+    // Shared with the threads where the stall guard's and the pacer's
+    // broker requests run (each may wait seconds for the broker).
     let consumer = Arc::new(consumer);
     let mut guard = Some(StallGuard::new());
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -303,15 +330,31 @@ pub async fn run(consumer: GroupConsumer, targets: Targets, shutdown: Cancellati
             _ = tick.tick() => {
                 // Off the runtime: a blocking librdkafka call here held up
                 // every task on this worker (on a one-thread runtime, HTTP
-                // too) for as long as the broker took to answer.
+                // too) for as long as the broker took to answer. On a
+                // thread of its own, and waited for with a bound:
+                // `unsubscribe` has no deadline of its own.
                 if let Some(mut g) = guard.take() {
                     let (c, topic, group) = (consumer.clone(), targets.topic.clone(), targets.group.clone());
-                    let checked = tokio::task::spawn_blocking(move || {
+                    let checked = crate::kafka::detached("consumer-stall-guard", move || {
                         g.check(&c, &topic, &group);
                         g
                     });
-                    guard = checked.await.ok().or_else(|| Some(StallGuard::new()));
+                    guard = match tokio::time::timeout(STALL_CHECK_TIMEOUT, checked).await {
+                        Ok(Ok(g)) => Some(g),
+                        _ => {
+                            tracing::warn!("the stall check did not finish in time");
+                            Some(StallGuard::new())
+                        }
+                    };
                 }
+                continue;
+            }
+            _ = sleep_until(pacer.due_at()), if pacer.due_at().is_some() => {
+                pacer.due(&consumer, &targets.topic).await;
+                continue;
+            }
+            _ = pacer.notified(), if pacer.is_paused() => {
+                pacer.woken(&consumer);
                 continue;
             }
             m = consumer.recv() => m,
@@ -345,6 +388,7 @@ pub async fn run(consumer: GroupConsumer, targets: Targets, shutdown: Cancellati
             break;
         }
         for msg in &batch {
+            pacer.consumed(msg.partition(), msg.offset());
             if let Err(e) = consumer.store_offset_from_message(msg) {
                 tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(), "could not store offset");
             }

@@ -22,6 +22,7 @@ use app::model::{Category, Notification, ServiceError, User, DEFAULT_PRIORITY, P
 
 use crate::config::{Config, EventBusKind};
 use crate::error::StartError;
+use crate::pacer::Demand;
 use crate::store::Source;
 
 /// The Kafka record value. The first three fields are the Go tutorial's
@@ -326,6 +327,8 @@ pub struct Producer {
 
 struct ProducerShared {
     client: RwLock<FutureProducer<ProducerContext>>,
+    /// Told where each notification landed, so a paused consumer resumes.
+    demand: Demand,
     config: ClientConfig,
     topic: String,
     timeout: Duration,
@@ -369,12 +372,19 @@ impl Producer {
         Ok(Self {
             shared: Arc::new(ProducerShared {
                 client: RwLock::new(client),
+                demand: Demand::default(),
                 config,
                 topic: cfg.topic.clone(),
                 timeout,
                 last_rebuild: Mutex::new(Instant::now()),
             }),
         })
+    }
+
+    /// Where this producer's notifications land, for the consumer (see
+    /// `pacer`).
+    pub fn demand(&self) -> Demand {
+        self.shared.demand.clone()
     }
 
     fn client(&self) -> FutureProducer<ProducerContext> {
@@ -396,7 +406,7 @@ impl Producer {
         let record = FutureRecord::to(&self.shared.topic)
             .key(&key)
             .payload(&payload);
-        self.deliver(record).await.map_err(|e| {
+        let source = self.deliver(record).await.map_err(|e| {
             tracing::warn!(error = %e, id = %n.id, "send failed");
             ServiceError::Unavailable(match e {
                 KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => {
@@ -404,7 +414,9 @@ impl Producer {
                 }
                 e => format!("the message broker did not accept the notification: {e}"),
             })
-        })
+        })?;
+        self.shared.demand.produced(source.partition, source.offset);
+        Ok(source)
     }
 
     /// Enqueue `record` and wait, at most the send bound, for the broker's

@@ -21,6 +21,8 @@
 //! - `error`: [`AppError`](error::AppError) (HTTP answers) and start-up errors.
 //! - `kafka`: client settings, topic creation, the producer, the record format.
 //! - `consumer`: the consumer group loop (Kafka → writer).
+//! - `pacer`: the consumer fetches only while records wait (pauses its
+//!   partitions when caught up).
 //! - `delivery`: early delivery and the ledger it shares with the consumer.
 //! - `writer`: the one owner of "write, then publish in write order",
 //!   used by the consumer, early delivery and every inbox state change.
@@ -61,6 +63,7 @@ pub mod hub;
 pub mod kafka;
 pub mod kafka_bus;
 pub mod keys;
+pub mod pacer;
 pub mod rest;
 pub mod router;
 pub mod serve;
@@ -109,6 +112,7 @@ use error::StartError;
 use hub::Hub;
 use kafka::Producer;
 use kafka_bus::KafkaBus;
+use pacer::Pacer;
 pub use router::{api_routes, app, ops_app, ApiDoc};
 use service::{Limits, RateLimit, Service};
 use store::Store;
@@ -287,7 +291,8 @@ pub async fn start(
     );
 
     telemetry::install();
-    let consumer = consumer::create(&cfg, ledger.clone())?;
+    let consumer = consumer::create(&cfg, ledger.clone(), producer.demand())?;
+    let pacer = Pacer::new(producer.demand(), Duration::from_millis(cfg.idle_probe_ms));
     let targets = consumer::Targets {
         writer,
         ledger,
@@ -298,7 +303,7 @@ pub async fn start(
         topic: cfg.topic.clone(),
         group: cfg.group_id.clone(),
     };
-    let consumer_task = tasks.spawn(consumer::run(consumer, targets, shutdown.clone()));
+    let consumer_task = tasks.spawn(consumer::run(consumer, targets, pacer, shutdown.clone()));
 
     // Keep the rate limiters' memory to recent senders, and the stored
     // Idempotency-Keys to their time to live.

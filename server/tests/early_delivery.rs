@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use herald::Config;
-use reqwest::Method;
 use tokio::sync::Mutex;
 
 const SENDS: usize = 30;
@@ -23,23 +22,12 @@ const UNWATCHED: &str = r#"herald_early_skipped_total{reason="unwatched"}"#;
 /// after, so another test's sends must not move it meanwhile.
 static METRICS: Mutex<()> = Mutex::const_new(());
 
-/// Send from Bruno to `to` through the Go tutorial's route.
-async fn send(h: &Herald, to: i64, message: &str) {
-    let (status, body) = call_text(req(Method::POST, &h.url("/send"), None).form(&[
-        ("fromID", "2"),
-        ("toID", &to.to_string()),
-        ("message", message),
-    ]))
-    .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 /// Start Herald ([`Herald::with`] `tune`) and wait until its consumer owns
 /// the partitions (early delivery only writes those): once a first
 /// notification is stored, the group has assigned them.
 async fn start_assigned(tune: impl FnOnce(&mut Config)) -> Herald {
     let h = Herald::with(tune).await;
-    send(&h, 3, "warm-up").await;
+    seed_send(&h, 3, "warm-up").await;
     let listed = wait_for_count(&h, 3, 1, Duration::from_secs(20)).await;
     assert_eq!(listed.len(), 1, "the warm-up notification was not stored");
     h
@@ -64,7 +52,7 @@ async fn sends_are_stored_and_streamed_once(early: bool) {
     let mut stream = SseClient::connect(&h.url("/api/users/1/events"), None).await;
 
     for i in 0..SENDS {
-        send(&h, 1, &format!("early {i}")).await;
+        seed_send(&h, 1, &format!("early {i}")).await;
     }
 
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -143,7 +131,7 @@ async fn a_restart_between_early_delivery_and_the_commit_duplicates_nothing() {
     // Early delivery only writes for recipients someone is watching.
     let watching = SseClient::connect(&h.url("/api/users/1/events"), None).await;
     for i in 0..SENDS {
-        send(&h, 1, &format!("restart {i}")).await;
+        seed_send(&h, 1, &format!("restart {i}")).await;
     }
     assert_eq!(
         wait_for_count(&h, 1, SENDS, Duration::from_secs(10))

@@ -328,6 +328,18 @@ pub async fn wait_for_inbox(h: &Herald, user: i64, n: usize) -> Vec<Notification
     list
 }
 
+/// Send from Bruno to `to` through the Go tutorial's route; it must be
+/// accepted.
+pub async fn seed_send(h: &Herald, to: i64, message: &str) {
+    let (status, body) = call_text(req(Method::POST, &h.url("/send"), None).form(&[
+        ("fromID", "2"),
+        ("toID", &to.to_string()),
+        ("message", message),
+    ]))
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// A counter's value in a Prometheus text exposition (0 when absent).
 pub fn counter(metrics: &str, name: &str) -> f64 {
     metrics

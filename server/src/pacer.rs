@@ -1,0 +1,445 @@
+//! Fetching only while records wait: the consumer pauses its partitions
+//! once it has consumed everything on them, and resumes them when records
+//! are known to wait.
+//!
+//! Why: tansu 0.6 holds every fetch for the whole `fetch.wait.max.ms`,
+//! records or not, and its storage serves one request at a time, so a fetch
+//! that returns many records holds up every produce request queued behind
+//! it. With a long wait the fetches are big and the acknowledgement's tail
+//! long (send p99 95 ms with a 250 ms wait); with a short one an idle
+//! consumer keeps the broker busy (39 % of a core with 10 ms; see
+//! docs/bench/cost.md). So Herald fetches with a short wait, and only while
+//! there is something to fetch:
+//! - after [`QUIET_AFTER`] without a record, the consumer asks the broker
+//!   for its partitions' end offsets (one `ListOffsets` request) and pauses
+//!   them if it has consumed up to every end, and up to every record this
+//!   instance produced there;
+//! - a paused consumer resumes at once when this instance produces a record
+//!   ([`Demand::produced`]) or the group assigns it partitions, and looks
+//!   at the end offsets every `HERALD_IDLE_PROBE_MS` for records other
+//!   producers (other instances, other services) wrote.
+//!
+//! Brokers that answer a fetch as soon as records arrive (Apache Kafka)
+//! gain nothing from pausing: `HERALD_IDLE_PROBE_MS=0` never pauses.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Notify;
+
+use crate::consumer::GroupConsumer;
+
+/// How long the consumer goes on fetching after its last record before it
+/// asks whether anything is left (a few short fetch waits: a burst's next
+/// records usually come sooner).
+pub const QUIET_AFTER: Duration = Duration::from_millis(50);
+
+/// Bound on each broker request of a look, and on the look as a whole.
+const LOOK_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+const LOOK_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// What the producer tells the consumer: where this instance's records on
+/// each partition end, and a wake-up while the consumer is paused. Cheap to
+/// clone.
+#[derive(Clone, Default)]
+pub struct Demand(Arc<DemandShared>);
+
+#[derive(Default)]
+struct DemandShared {
+    /// One lock for both, so a record produced while the consumer pauses is
+    /// either seen by its last check or wakes it (never neither).
+    state: Mutex<DemandState>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct DemandState {
+    /// Partition → the offset after the last record this instance produced
+    /// there (at most one entry per partition of the topic).
+    ends: HashMap<i32, i64>,
+    paused: bool,
+}
+
+impl Demand {
+    /// The broker acknowledged this instance's record at `offset` of
+    /// `partition` of the notifications topic.
+    pub fn produced(&self, partition: i32, offset: i64) {
+        let paused = {
+            let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+            let end = s.ends.entry(partition).or_insert(0);
+            *end = (*end).max(offset.saturating_add(1));
+            s.paused
+        };
+        if paused {
+            self.0.wake.notify_one();
+        }
+    }
+
+    /// Resume fetching now (the group assigned partitions).
+    pub fn wake(&self) {
+        self.0.wake.notify_one();
+    }
+
+    /// Mark the consumer paused or not; when pausing, whether this
+    /// instance produced past `next` on a partition meanwhile (then the
+    /// consumer must not stay paused).
+    fn set_paused(&self, paused: bool, next: &HashMap<i32, i64>) -> bool {
+        let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.paused = paused;
+        paused && s.ends.iter().any(|(p, end)| behind(next.get(p), *end))
+    }
+
+    /// This instance's record ends, for a look.
+    fn ends(&self) -> HashMap<i32, i64> {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ends
+            .clone()
+    }
+}
+
+/// Whether a partition the consumer has read up to `next` (None: nothing
+/// read yet) has records before `end`.
+fn behind(next: Option<&i64>, end: i64) -> bool {
+    next.is_none_or(|n| *n < end)
+}
+
+/// The consumer's pace: fetching, or paused until records are known to
+/// wait.
+pub struct Pacer {
+    demand: Demand,
+    /// None: never pause.
+    probe_every: Option<Duration>,
+    /// Partition → the offset after the last record consumed there (or
+    /// where the consumer starts, for a partition it has read nothing
+    /// from).
+    next: HashMap<i32, i64>,
+    state: State,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    /// Fetching; `since` is the last record (or wake-up).
+    Fetching { since: Instant },
+    /// Paused; look again at `look_at`.
+    Paused { look_at: Instant },
+}
+
+/// What a look found.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    /// Everything on every assigned partition was consumed; the start
+    /// offsets learnt for partitions nothing was read from yet.
+    CaughtUp(Vec<(i32, i64)>),
+    /// Records wait (or the look could not tell).
+    Behind,
+}
+
+impl Pacer {
+    /// A pacer that pauses when idle and looks every `probe_every` (zero:
+    /// never pauses).
+    pub fn new(demand: Demand, probe_every: Duration) -> Self {
+        Self {
+            demand,
+            probe_every: (!probe_every.is_zero()).then_some(probe_every),
+            next: HashMap::new(),
+            state: State::Fetching {
+                since: Instant::now(),
+            },
+        }
+    }
+
+    /// When [`Self::due`] needs to run next; None: never.
+    pub fn due_at(&self) -> Option<Instant> {
+        self.probe_every?;
+        Some(match self.state {
+            State::Fetching { since } => since + QUIET_AFTER,
+            State::Paused { look_at } => look_at,
+        })
+    }
+
+    /// Whether the partitions are paused (a wake-up then resumes them).
+    pub fn is_paused(&self) -> bool {
+        matches!(self.state, State::Paused { .. })
+    }
+
+    /// The consumer handed over the record at `offset` of `partition`.
+    pub fn consumed(&mut self, partition: i32, offset: i64) {
+        let next = self.next.entry(partition).or_insert(0);
+        *next = (*next).max(offset.saturating_add(1));
+        if let State::Fetching { since } = &mut self.state {
+            *since = Instant::now();
+        }
+    }
+
+    /// A wake-up (this instance produced, or partitions were assigned):
+    /// resume if paused.
+    pub fn woken(&mut self, consumer: &GroupConsumer) {
+        if self.is_paused() {
+            self.resume(consumer);
+        }
+        self.state = State::Fetching {
+            since: Instant::now(),
+        };
+    }
+
+    /// The time [`Self::due_at`] named has come: ask the broker whether
+    /// records wait, then pause or resume accordingly.
+    pub async fn due(&mut self, consumer: &Arc<GroupConsumer>, topic: &str) {
+        let (c, topic, next, ends) = (
+            consumer.clone(),
+            topic.to_owned(),
+            self.next.clone(),
+            self.demand.ends(),
+        );
+        let look = crate::kafka::detached("consumer-look", move || look(&c, &topic, &next, &ends));
+        let verdict = match tokio::time::timeout(LOOK_TIMEOUT, look).await {
+            Ok(Ok(Ok(v))) => v,
+            Ok(Ok(Err(e))) => {
+                tracing::debug!(error = %e, "could not look at the end offsets");
+                Verdict::Behind
+            }
+            _ => Verdict::Behind,
+        };
+        let now = Instant::now();
+        match verdict {
+            Verdict::CaughtUp(starts) => {
+                self.next.extend(starts);
+                if let Ok(assigned) = consumer.assignment() {
+                    self.next
+                        .retain(|p, _| assigned.elements().iter().any(|e| e.partition() == *p));
+                }
+                // Pause the whole assignment each time: partitions assigned
+                // since the last pause are included.
+                self.pause(consumer);
+                if self.demand.set_paused(true, &self.next) {
+                    // This instance produced meanwhile.
+                    return self.woken(consumer);
+                }
+                self.state = State::Paused {
+                    look_at: now + self.probe_every.unwrap_or(QUIET_AFTER),
+                };
+            }
+            Verdict::Behind => {
+                // Resumed either way: a partition kept paused (say, from
+                // before a rebalance) would otherwise never be read.
+                self.resume(consumer);
+                self.state = State::Fetching { since: now };
+            }
+        }
+    }
+
+    fn pause(&self, consumer: &GroupConsumer) {
+        if let Ok(assigned) = consumer.assignment() {
+            if let Err(e) = consumer.pause(&assigned) {
+                tracing::warn!(error = %e, "could not pause the partitions");
+            }
+        }
+    }
+
+    fn resume(&mut self, consumer: &GroupConsumer) {
+        self.demand.set_paused(false, &self.next);
+        if let Ok(assigned) = consumer.assignment() {
+            if let Err(e) = consumer.resume(&assigned) {
+                tracing::warn!(error = %e, "could not resume the partitions");
+            }
+        }
+    }
+
+    /// Wait for a wake-up from [`Demand`].
+    pub async fn notified(&self) {
+        self.demand.0.wake.notified().await
+    }
+}
+
+/// Ask the broker where the assigned partitions end (and, for partitions
+/// nothing was read from yet, where the consumer starts on them: the
+/// committed offset, or the earliest one), and compare with what was
+/// consumed and what this instance produced. Blocks on the broker.
+fn look(
+    consumer: &GroupConsumer,
+    topic: &str,
+    next: &HashMap<i32, i64>,
+    produced: &HashMap<i32, i64>,
+) -> Result<Verdict, KafkaError> {
+    let assigned: Vec<i32> = consumer
+        .assignment()?
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    if assigned.is_empty() {
+        return Ok(Verdict::CaughtUp(Vec::new()));
+    }
+    let ends = offsets(consumer, topic, &assigned, Offset::End)?;
+    // Where the consumer starts on partitions it read nothing from: the
+    // committed offset, else (auto.offset.reset=earliest) the first one.
+    let unread: Vec<i32> = assigned
+        .iter()
+        .copied()
+        .filter(|p| !next.contains_key(p))
+        .collect();
+    let mut starts = HashMap::new();
+    if !unread.is_empty() {
+        let mut tpl = TopicPartitionList::new();
+        for p in &unread {
+            tpl.add_partition(topic, *p);
+        }
+        for e in consumer
+            .committed_offsets(tpl, LOOK_REQUEST_TIMEOUT)?
+            .elements()
+        {
+            if let Offset::Offset(o) = e.offset() {
+                starts.insert(e.partition(), o);
+            }
+        }
+        let uncommitted: Vec<i32> = unread
+            .iter()
+            .copied()
+            .filter(|p| !starts.contains_key(p))
+            .collect();
+        if !uncommitted.is_empty() {
+            starts.extend(offsets(consumer, topic, &uncommitted, Offset::Beginning)?);
+        }
+    }
+    Ok(verdict(&assigned, next, &starts, &ends, produced))
+}
+
+/// The end (or first) offsets of `partitions`, in one request.
+fn offsets(
+    consumer: &GroupConsumer,
+    topic: &str,
+    partitions: &[i32],
+    at: Offset,
+) -> Result<HashMap<i32, i64>, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, at)?;
+    }
+    Ok(consumer
+        .offsets_for_times(tpl, LOOK_REQUEST_TIMEOUT)?
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Caught up when, on every assigned partition, what was consumed (or the
+/// start, if nothing was) reaches both the broker's end and the end of what
+/// this instance produced. A partition whose end is unknown counts as
+/// behind.
+fn verdict(
+    assigned: &[i32],
+    next: &HashMap<i32, i64>,
+    starts: &HashMap<i32, i64>,
+    ends: &HashMap<i32, i64>,
+    produced: &HashMap<i32, i64>,
+) -> Verdict {
+    let mut learnt = Vec::new();
+    for p in assigned {
+        let at = next.get(p).or_else(|| starts.get(p));
+        let Some(end) = ends.get(p) else {
+            return Verdict::Behind;
+        };
+        if behind(at, *end) || produced.get(p).is_some_and(|e| behind(at, *e)) {
+            return Verdict::Behind;
+        }
+        if !next.contains_key(p) {
+            if let Some(start) = starts.get(p) {
+                learnt.push((*p, *start));
+            }
+        }
+    }
+    Verdict::CaughtUp(learnt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(i32, i64)]) -> HashMap<i32, i64> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn caught_up_only_when_every_partition_is_read_to_its_end() {
+        let ends = map(&[(0, 10), (1, 5)]);
+        let none = HashMap::new();
+        assert_eq!(
+            verdict(&[0, 1], &map(&[(0, 10), (1, 5)]), &none, &ends, &none),
+            Verdict::CaughtUp(vec![])
+        );
+        // One record left on partition 1.
+        assert_eq!(
+            verdict(&[0, 1], &map(&[(0, 10), (1, 4)]), &none, &ends, &none),
+            Verdict::Behind
+        );
+        // The broker did not say where partition 1 ends.
+        assert_eq!(
+            verdict(
+                &[0, 1],
+                &map(&[(0, 10), (1, 5)]),
+                &none,
+                &map(&[(0, 10)]),
+                &none
+            ),
+            Verdict::Behind
+        );
+    }
+
+    #[test]
+    fn a_partition_nothing_was_read_from_counts_from_where_the_consumer_starts() {
+        let ends = map(&[(0, 7)]);
+        let none = HashMap::new();
+        // Committed at the end: nothing to read, and the start is learnt.
+        assert_eq!(
+            verdict(&[0], &none, &map(&[(0, 7)]), &ends, &none),
+            Verdict::CaughtUp(vec![(0, 7)])
+        );
+        // Committed before the end: records wait.
+        assert_eq!(
+            verdict(&[0], &none, &map(&[(0, 3)]), &ends, &none),
+            Verdict::Behind
+        );
+        // No start known at all: behind, never paused blind.
+        assert_eq!(verdict(&[0], &none, &none, &ends, &none), Verdict::Behind);
+    }
+
+    #[test]
+    fn a_record_this_instance_produced_keeps_the_consumer_fetching() {
+        // The broker's end offset may not show it yet (another broker
+        // answered), but the acknowledgement said where it is.
+        let ends = map(&[(0, 10)]);
+        let none = HashMap::new();
+        assert_eq!(
+            verdict(&[0], &map(&[(0, 10)]), &none, &ends, &map(&[(0, 11)])),
+            Verdict::Behind
+        );
+    }
+
+    #[test]
+    fn a_send_while_pausing_is_never_missed() {
+        let demand = Demand::default();
+        let next = map(&[(2, 5)]);
+        // Produced before the consumer marked itself paused: its last check
+        // sees the record.
+        demand.produced(2, 5);
+        assert!(demand.set_paused(true, &next));
+        // Produced after: the record wakes it.
+        let demand = Demand::default();
+        assert!(!demand.set_paused(true, &next));
+        demand.produced(2, 5);
+        let woke = demand.0.wake.notified();
+        futures::pin_mut!(woke);
+        assert!(futures::FutureExt::now_or_never(woke.as_mut()).is_some());
+    }
+}
