@@ -72,10 +72,12 @@ pub struct Config {
     /// Longest time the broker may hold a fetch when no record is waiting
     /// (`fetch.wait.max.ms`). tansu holds every fetch this long, records or
     /// not, and serves one request at a time: a long wait makes big
-    /// fetches that hold up the produce requests behind them (send p99 95
-    /// ms at 250, 30 ms at 10), a short one costs the broker while idle,
-    /// which `HERALD_IDLE_PROBE_MS` avoids by pausing.
-    #[arg(long, env = "HERALD_FETCH_WAIT_MS", default_value_t = 10)]
+    /// fetches that hold up the produce requests behind them (send p99 89
+    /// ms at 250, 39 ms at 50), a short one costs the broker a few
+    /// milliseconds of CPU per fetch (10 ms: more CPU per send than 50, for
+    /// the same p99). While idle the consumer pauses instead of fetching
+    /// (`HERALD_IDLE_PROBE_MS`).
+    #[arg(long, env = "HERALD_FETCH_WAIT_MS", default_value_t = 50)]
     pub fetch_wait_ms: u64,
 
     /// While nothing waits on its partitions, the consumer pauses them and

@@ -292,7 +292,11 @@ pub async fn start(
 
     telemetry::install();
     let consumer = consumer::create(&cfg, ledger.clone(), producer.demand())?;
-    let pacer = Pacer::new(producer.demand(), Duration::from_millis(cfg.idle_probe_ms));
+    let pacer = Pacer::new(
+        producer.demand(),
+        Duration::from_millis(cfg.idle_probe_ms),
+        Duration::from_millis(cfg.fetch_wait_ms),
+    );
     let targets = consumer::Targets {
         writer,
         ledger,

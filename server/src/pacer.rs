@@ -10,7 +10,8 @@
 //! consumer keeps the broker busy (39 % of a core with 10 ms; see
 //! docs/bench/cost.md). So Herald fetches with a short wait, and only while
 //! there is something to fetch:
-//! - after [`QUIET_AFTER`] without a record, the consumer asks the broker
+//! - after two fetch waits without a record (at least [`QUIET_MIN`]), the
+//!   consumer asks the broker
 //!   for its partitions' end offsets (one `ListOffsets` request) and pauses
 //!   them if it has consumed up to every end, and up to every record this
 //!   instance produced there;
@@ -33,10 +34,11 @@ use tokio::sync::Notify;
 
 use crate::consumer::GroupConsumer;
 
-/// How long the consumer goes on fetching after its last record before it
-/// asks whether anything is left (a few short fetch waits: a burst's next
-/// records usually come sooner).
-pub const QUIET_AFTER: Duration = Duration::from_millis(50);
+/// Shortest time the consumer goes on fetching after its last record before
+/// it asks whether anything is left. It is two fetch waits otherwise: tansu
+/// answers every fetch only when its wait ends, so records that flow come
+/// about one wait apart.
+pub const QUIET_MIN: Duration = Duration::from_millis(50);
 
 /// Bound on each broker request of a look, and on the look as a whole.
 const LOOK_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
@@ -116,6 +118,8 @@ pub struct Pacer {
     demand: Demand,
     /// None: never pause.
     probe_every: Option<Duration>,
+    /// Time without a record before a look.
+    quiet_after: Duration,
     /// Partition → the offset after the last record consumed there (or
     /// where the consumer starts, for a partition it has read nothing
     /// from).
@@ -142,12 +146,13 @@ pub enum Verdict {
 }
 
 impl Pacer {
-    /// A pacer that pauses when idle and looks every `probe_every` (zero:
-    /// never pauses).
-    pub fn new(demand: Demand, probe_every: Duration) -> Self {
+    /// A pacer for a consumer fetching with `fetch_wait`, that pauses when
+    /// idle and looks every `probe_every` (zero: never pauses).
+    pub fn new(demand: Demand, probe_every: Duration, fetch_wait: Duration) -> Self {
         Self {
             demand,
             probe_every: (!probe_every.is_zero()).then_some(probe_every),
+            quiet_after: (fetch_wait * 2).max(QUIET_MIN),
             next: HashMap::new(),
             state: State::Fetching {
                 since: Instant::now(),
@@ -159,7 +164,7 @@ impl Pacer {
     pub fn due_at(&self) -> Option<Instant> {
         self.probe_every?;
         Some(match self.state {
-            State::Fetching { since } => since + QUIET_AFTER,
+            State::Fetching { since } => since + self.quiet_after,
             State::Paused { look_at } => look_at,
         })
     }
@@ -223,7 +228,7 @@ impl Pacer {
                     return self.woken(consumer);
                 }
                 self.state = State::Paused {
-                    look_at: now + self.probe_every.unwrap_or(QUIET_AFTER),
+                    look_at: now + self.probe_every.unwrap_or(QUIET_MIN),
                 };
             }
             Verdict::Behind => {
