@@ -114,7 +114,7 @@ impl ConsumerContext for GroupContext {
             if let Err(e) = consumer.resume(partitions) {
                 tracing::warn!(error = %e, "could not resume the assigned partitions");
             }
-            self.demand.wake();
+            self.demand.reassigned();
         }
     }
 }
@@ -350,7 +350,11 @@ pub async fn run(
                 continue;
             }
             _ = sleep_until(pacer.due_at()), if pacer.due_at().is_some() => {
-                pacer.due(&consumer, &targets.topic).await;
+                pacer.due(&consumer).await;
+                continue;
+            }
+            _ = pacer.advanced(), if pacer.is_paused() => {
+                pacer.advance(&consumer);
                 continue;
             }
             _ = pacer.notified(), if pacer.is_paused() => {
@@ -393,6 +397,7 @@ pub async fn run(
                 tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(), "could not store offset");
             }
         }
+        pacer.batch_done();
         metrics::counter!("herald_consumed_records_total").increment(batch.len() as u64);
     }
     // Committing and leaving the group talk to the broker and block; if the

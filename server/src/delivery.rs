@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use app::model::Notification;
 
 use crate::consumer::BATCH_MAX;
-use crate::hub::Hub;
+use crate::pacer::Demand;
 use crate::store::Source;
 use crate::writer::{Origin, Writer};
 
@@ -103,6 +103,27 @@ impl Ledger {
         }
     }
 
+    /// Where a partition's run of records early delivery stored, starting
+    /// at `from`, ends: the first offset from `from` on that it did not
+    /// store (`from` itself when it did not store that one). The run is
+    /// forgotten, with everything before it: the consumer commits past it
+    /// without reading it (see `pacer`).
+    pub fn take_run(&self, partition: i32, from: i64) -> i64 {
+        let mut stored = self.0.stored.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(offsets) = stored.get_mut(&partition) else {
+            return from;
+        };
+        let mut end = from;
+        for o in offsets.range(from..) {
+            if *o != end {
+                break;
+            }
+            end += 1;
+        }
+        *offsets = offsets.split_off(&end);
+        end
+    }
+
     /// Whether early delivery already stored the record at `source`. The
     /// consumer reads each partition in order, so everything up to
     /// `source` is forgotten: a position it has passed is never asked for.
@@ -126,9 +147,11 @@ const EARLY_QUEUE: usize = 10_000;
 pub struct Early {
     tx: mpsc::Sender<(Notification, Source)>,
     ledger: Ledger,
-    hub: Hub,
-    /// The store is shared by several instances: write every send, watched
-    /// here or not, on a partition of ours or not.
+    /// Told what is handed over and what came of it, so the consumer need
+    /// not fetch what early delivery stored.
+    demand: Demand,
+    /// The store is shared by several instances: write every send, on a
+    /// partition of ours or not.
     shared: bool,
 }
 
@@ -137,43 +160,49 @@ impl Early {
     /// returned task.
     pub fn new(
         writer: Writer,
-        hub: Hub,
         ledger: Ledger,
+        demand: Demand,
         shutdown: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()>) {
         let (tx, rx) = mpsc::channel(EARLY_QUEUE);
         let shared = writer.store().is_shared();
-        let task = run(rx, writer, ledger.clone(), shutdown);
+        let task = run(rx, writer, ledger.clone(), demand.clone(), shutdown);
         let early = Self {
             tx,
             ledger,
-            hub,
+            demand,
             shared,
         };
         (early, task)
     }
 
-    /// Hand over a notification the broker acknowledged at `source`. Never
-    /// waits: when the queue is full (or, with SQLite, nobody here is
-    /// watching the recipient's inbox or the partition is not ours), the
-    /// consumer will store it.
+    /// Hand over a notification the broker acknowledged at `source`;
+    /// whether early delivery took it. Never waits: when the queue is full
+    /// (or, with SQLite, the partition is not ours), the consumer will
+    /// store it.
     ///
-    /// Why only watched recipients: early delivery buys latency for someone
-    /// waiting on a stream, and costs a second, smaller write (more
-    /// transactions and fsyncs than the consumer's large batches; measured
-    /// in `docs/bench/README.md`). For a recipient with no open stream the
-    /// consumer's batch is the cheaper way to the same result.
-    pub fn offer(&self, notification: &Notification, source: Source) {
-        let outcome = if !self.shared && !self.hub.is_watched(notification.to.id) {
-            "unwatched"
-        } else if !self.shared && !self.ledger.owns(source.partition) {
+    /// Every send, watched or not: the consumer then commits past what
+    /// early delivery stored without fetching it (`pacer`), which spares
+    /// the broker handing each record back (about half its CPU per send;
+    /// `docs/bench/cost.md`).
+    pub fn offer(&self, notification: &Notification, source: Source) -> bool {
+        let outcome = if !self.shared && !self.ledger.owns(source.partition) {
             "not_owned"
-        } else if self.tx.try_send((notification.clone(), source)).is_err() {
-            "queue_full"
+        } else if self.demand.owes(source.partition) {
+            // An earlier record of this partition waits for the consumer:
+            // storing this one now would put it before that one.
+            "behind"
         } else {
-            return;
+            // Counted pending before it can complete.
+            self.demand.offered(source);
+            if self.tx.try_send((notification.clone(), source)).is_ok() {
+                return true;
+            }
+            self.demand.settled(&[source], false);
+            "queue_full"
         };
         metrics::counter!("herald_early_skipped_total", "reason" => outcome).increment(1);
+        false
     }
 }
 
@@ -183,6 +212,7 @@ async fn run(
     mut rx: mpsc::Receiver<(Notification, Source)>,
     writer: Writer,
     ledger: Ledger,
+    demand: Demand,
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
@@ -201,10 +231,13 @@ async fn run(
             .await
         {
             Ok(new) => {
-                ledger.stored(sources);
+                ledger.stored(sources.iter().copied());
+                demand.settled(&sources, true);
                 metrics::counter!("herald_early_stored_total").increment(new as u64);
             }
             Err((e, _)) => {
+                // The consumer must fetch these after all.
+                demand.settled(&sources, false);
                 metrics::counter!("herald_early_skipped_total", "reason" => "store_error")
                     .increment(size as u64);
                 tracing::warn!(error = %e, size, "early delivery failed; the consumer will store these");
@@ -219,6 +252,19 @@ mod tests {
 
     fn at(partition: i32, offset: i64) -> Source {
         Source { partition, offset }
+    }
+
+    #[test]
+    fn a_run_ends_at_the_first_record_early_delivery_did_not_store() {
+        let ledger = Ledger::default();
+        ledger.assign([0]);
+        ledger.stored([at(0, 4), at(0, 5), at(0, 6), at(0, 8), at(0, 9)]);
+        assert_eq!(ledger.take_run(0, 3), 3, "3 was not stored: no run");
+        assert_eq!(ledger.take_run(0, 4), 7, "4, 5, 6; 7 was not stored");
+        assert_eq!(ledger.take_run(0, 4), 4, "a run is taken once");
+        // The consumer read 7 itself; the run goes on from 8.
+        assert_eq!(ledger.take_run(0, 8), 10);
+        assert_eq!(ledger.take_run(1, 0), 0, "other partition");
     }
 
     #[test]

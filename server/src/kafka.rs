@@ -327,7 +327,8 @@ pub struct Producer {
 
 struct ProducerShared {
     client: RwLock<FutureProducer<ProducerContext>>,
-    /// Told where each notification landed, so a paused consumer resumes.
+    /// Told (by the service) where notifications landed that the consumer
+    /// must read, so a paused consumer resumes.
     demand: Demand,
     config: ClientConfig,
     topic: String,
@@ -406,7 +407,7 @@ impl Producer {
         let record = FutureRecord::to(&self.shared.topic)
             .key(&key)
             .payload(&payload);
-        let source = self.deliver(record).await.map_err(|e| {
+        self.deliver(record).await.map_err(|e| {
             tracing::warn!(error = %e, id = %n.id, "send failed");
             ServiceError::Unavailable(match e {
                 KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => {
@@ -414,9 +415,7 @@ impl Producer {
                 }
                 e => format!("the message broker did not accept the notification: {e}"),
             })
-        })?;
-        self.shared.demand.produced(source.partition, source.offset);
-        Ok(source)
+        })
     }
 
     /// Enqueue `record` and wait, at most the send bound, for the broker's

@@ -258,8 +258,8 @@ pub async fn start(
     let early = cfg.early_delivery.then(|| {
         let (early, task) = Early::new(
             writer.clone(),
-            hub.clone(),
             ledger.clone(),
+            producer.demand(),
             shutdown.clone(),
         );
         tasks.spawn(task);
@@ -294,6 +294,8 @@ pub async fn start(
     let consumer = consumer::create(&cfg, ledger.clone(), producer.demand())?;
     let pacer = Pacer::new(
         producer.demand(),
+        ledger.clone(),
+        &cfg.topic,
         Duration::from_millis(cfg.idle_probe_ms),
         Duration::from_millis(cfg.fetch_wait_ms),
     );

@@ -23,7 +23,7 @@
 //! Brokers that answer a fetch as soon as records arrive (Apache Kafka)
 //! gain nothing from pausing: `HERALD_IDLE_PROBE_MS=0` never pauses.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
 use crate::consumer::GroupConsumer;
+use crate::delivery::Ledger;
+use crate::store::Source;
 
 /// Shortest time the consumer goes on fetching after its last record before
 /// it asks whether anything is left. It is two fetch waits otherwise: tansu
@@ -52,18 +54,29 @@ pub struct Demand(Arc<DemandShared>);
 
 #[derive(Default)]
 struct DemandShared {
-    /// One lock for both, so a record produced while the consumer pauses is
+    /// One lock for all, so a record produced while the consumer pauses is
     /// either seen by its last check or wakes it (never neither).
     state: Mutex<DemandState>,
+    /// Resume now: records wait that only fetching will store.
     wake: Notify,
+    /// Early delivery stored records: commit past them.
+    advanced: Notify,
 }
 
 #[derive(Default)]
 struct DemandState {
     /// Partition → the offset after the last record this instance produced
-    /// there (at most one entry per partition of the topic).
+    /// there and left to the consumer (at most one entry per partition of
+    /// the topic).
     ends: HashMap<i32, i64>,
+    /// Records handed to early delivery and not yet stored or given up:
+    /// the consumer need not fetch them (bounded by early delivery's queue
+    /// and batch).
+    pending: HashMap<i32, BTreeSet<i64>>,
     paused: bool,
+    /// The group assigned partitions: what was known of the old ones is
+    /// stale.
+    reassigned: bool,
 }
 
 impl Demand {
@@ -81,9 +94,80 @@ impl Demand {
         }
     }
 
+    /// Early delivery took this instance's record at `source`: it will
+    /// say with [`Self::settled`] whether it stored it.
+    pub fn offered(&self, source: Source) {
+        let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.pending
+            .entry(source.partition)
+            .or_default()
+            .insert(source.offset);
+    }
+
+    /// Early delivery stored these records (or gave up on them: then the
+    /// consumer must fetch them).
+    pub fn settled(&self, sources: &[Source], stored: bool) {
+        let paused = {
+            let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+            for source in sources {
+                if let Some(p) = s.pending.get_mut(&source.partition) {
+                    p.remove(&source.offset);
+                }
+                if !stored {
+                    let end = s.ends.entry(source.partition).or_insert(0);
+                    *end = (*end).max(source.offset.saturating_add(1));
+                }
+            }
+            s.paused
+        };
+        if !paused {
+            return;
+        }
+        if stored {
+            self.0.advanced.notify_one();
+        } else {
+            self.0.wake.notify_one();
+        }
+    }
+
+    /// Whether records of `partition` this instance left to the consumer
+    /// are not consumed yet: a later one must not overtake them through
+    /// early delivery, so a user's notifications are stored in order.
+    pub fn owes(&self, partition: i32) -> bool {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ends
+            .contains_key(&partition)
+    }
+
+    /// The consumer has read (or committed past) everything before `next`.
+    fn caught_up_to(&self, next: &HashMap<i32, i64>) {
+        let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.ends
+            .retain(|p, end| next.get(p).is_none_or(|n| *n < *end));
+    }
+
     /// Resume fetching now (the group assigned partitions).
-    pub fn wake(&self) {
+    pub fn reassigned(&self) {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reassigned = true;
         self.0.wake.notify_one();
+    }
+
+    fn take_reassigned(&self) -> bool {
+        std::mem::take(
+            &mut self
+                .0
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reassigned,
+        )
     }
 
     /// Mark the consumer paused or not; when pausing, whether this
@@ -95,14 +179,11 @@ impl Demand {
         paused && s.ends.iter().any(|(p, end)| behind(next.get(p), *end))
     }
 
-    /// This instance's record ends, for a look.
-    fn ends(&self) -> HashMap<i32, i64> {
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ends
-            .clone()
+    /// This instance's record ends and what early delivery is storing, for
+    /// a look.
+    fn snapshot(&self) -> (HashMap<i32, i64>, HashMap<i32, BTreeSet<i64>>) {
+        let s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        (s.ends.clone(), s.pending.clone())
     }
 }
 
@@ -116,6 +197,13 @@ fn behind(next: Option<&i64>, end: i64) -> bool {
 /// wait.
 pub struct Pacer {
     demand: Demand,
+    /// What early delivery stored, to commit past without fetching.
+    ledger: Ledger,
+    topic: String,
+    /// Partitions committed past what the consumer read: on resume it
+    /// starts there.
+    seek: HashSet<i32>,
+    last_look: Instant,
     /// None: never pause.
     probe_every: Option<Duration>,
     /// Time without a record before a look.
@@ -148,9 +236,19 @@ pub enum Verdict {
 impl Pacer {
     /// A pacer for a consumer fetching with `fetch_wait`, that pauses when
     /// idle and looks every `probe_every` (zero: never pauses).
-    pub fn new(demand: Demand, probe_every: Duration, fetch_wait: Duration) -> Self {
+    pub fn new(
+        demand: Demand,
+        ledger: Ledger,
+        topic: &str,
+        probe_every: Duration,
+        fetch_wait: Duration,
+    ) -> Self {
         Self {
             demand,
+            ledger,
+            topic: topic.to_owned(),
+            seek: HashSet::new(),
+            last_look: Instant::now(),
             probe_every: (!probe_every.is_zero()).then_some(probe_every),
             quiet_after: (fetch_wait * 2).max(QUIET_MIN),
             next: HashMap::new(),
@@ -164,7 +262,11 @@ impl Pacer {
     pub fn due_at(&self) -> Option<Instant> {
         self.probe_every?;
         Some(match self.state {
-            State::Fetching { since } => since + self.quiet_after,
+            // Also every look interval while records flow: they may all be
+            // stored by early delivery already.
+            State::Fetching { since } => {
+                (since + self.quiet_after).min(self.last_look + self.probe_every?)
+            }
             State::Paused { look_at } => look_at,
         })
     }
@@ -172,6 +274,12 @@ impl Pacer {
     /// Whether the partitions are paused (a wake-up then resumes them).
     pub fn is_paused(&self) -> bool {
         matches!(self.state, State::Paused { .. })
+    }
+
+    /// The consumer stored (or dead-lettered) a batch: records early
+    /// delivery held back behind it may go early again.
+    pub fn batch_done(&self) {
+        self.demand.caught_up_to(&self.next);
     }
 
     /// The consumer handed over the record at `offset` of `partition`.
@@ -186,6 +294,11 @@ impl Pacer {
     /// A wake-up (this instance produced, or partitions were assigned):
     /// resume if paused.
     pub fn woken(&mut self, consumer: &GroupConsumer) {
+        if self.demand.take_reassigned() {
+            // Positions learnt on partitions owned before are stale.
+            self.next.clear();
+            self.seek.clear();
+        }
         if self.is_paused() {
             self.resume(consumer);
         }
@@ -196,14 +309,14 @@ impl Pacer {
 
     /// The time [`Self::due_at`] named has come: ask the broker whether
     /// records wait, then pause or resume accordingly.
-    pub async fn due(&mut self, consumer: &Arc<GroupConsumer>, topic: &str) {
-        let (c, topic, next, ends) = (
-            consumer.clone(),
-            topic.to_owned(),
-            self.next.clone(),
-            self.demand.ends(),
-        );
-        let look = crate::kafka::detached("consumer-look", move || look(&c, &topic, &next, &ends));
+    pub async fn due(&mut self, consumer: &Arc<GroupConsumer>) {
+        self.advance(consumer);
+        self.last_look = Instant::now();
+        let (ends, pending) = self.demand.snapshot();
+        let (c, topic, next) = (consumer.clone(), self.topic.clone(), self.next.clone());
+        let look = crate::kafka::detached("consumer-look", move || {
+            look(&c, &topic, &next, &ends, &pending)
+        });
         let verdict = match tokio::time::timeout(LOOK_TIMEOUT, look).await {
             Ok(Ok(Ok(v))) => v,
             Ok(Ok(Err(e))) => {
@@ -240,6 +353,37 @@ impl Pacer {
         }
     }
 
+    /// Commit past the records early delivery stored right where the
+    /// consumer is: it never fetches them. Only a run that starts at the
+    /// consumer's position counts (everything before it is stored), so a
+    /// record it did not store stops the run.
+    pub fn advance(&mut self, consumer: &GroupConsumer) {
+        for (p, next) in self.next.iter_mut() {
+            let end = self.ledger.take_run(*p, *next);
+            if end == *next {
+                continue;
+            }
+            // librdkafka commits the stored offset plus one.
+            match consumer.store_offset(&self.topic, *p, end - 1) {
+                Ok(()) => {
+                    *next = end;
+                    self.seek.insert(*p);
+                }
+                // Not ours any more; the records are fetched (and found
+                // stored) by whoever owns it.
+                Err(e) => {
+                    tracing::debug!(error = %e, partition = *p, "could not commit past stored records")
+                }
+            }
+        }
+        self.demand.caught_up_to(&self.next);
+    }
+
+    /// Wait for early delivery to store records (commit past them then).
+    pub async fn advanced(&self) {
+        self.demand.0.advanced.notified().await
+    }
+
     fn pause(&self, consumer: &GroupConsumer) {
         if let Ok(assigned) = consumer.assignment() {
             if let Err(e) = consumer.pause(&assigned) {
@@ -253,6 +397,17 @@ impl Pacer {
         if let Ok(assigned) = consumer.assignment() {
             if let Err(e) = consumer.resume(&assigned) {
                 tracing::warn!(error = %e, "could not resume the partitions");
+            }
+        }
+        // Start after what was committed without reading it. (Without the
+        // seek the consumer would read those records again and find them
+        // stored: slower, never wrong.)
+        for p in std::mem::take(&mut self.seek) {
+            if let Some(next) = self.next.get(&p) {
+                if let Err(e) = consumer.seek(&self.topic, p, Offset::Offset(*next), Duration::ZERO)
+                {
+                    tracing::debug!(error = %e, partition = p, "could not seek past stored records");
+                }
             }
         }
     }
@@ -272,6 +427,7 @@ fn look(
     topic: &str,
     next: &HashMap<i32, i64>,
     produced: &HashMap<i32, i64>,
+    pending: &HashMap<i32, BTreeSet<i64>>,
 ) -> Result<Verdict, KafkaError> {
     let assigned: Vec<i32> = consumer
         .assignment()?
@@ -313,7 +469,7 @@ fn look(
             starts.extend(offsets(consumer, topic, &uncommitted, Offset::Beginning)?);
         }
     }
-    Ok(verdict(&assigned, next, &starts, &ends, produced))
+    Ok(verdict(&assigned, next, &starts, &ends, produced, pending))
 }
 
 /// The end (or first) offsets of `partitions`, in one request.
@@ -339,22 +495,34 @@ fn offsets(
 }
 
 /// Caught up when, on every assigned partition, what was consumed (or the
-/// start, if nothing was) reaches both the broker's end and the end of what
-/// this instance produced. A partition whose end is unknown counts as
-/// behind.
+/// start, if nothing was), followed by what early delivery is storing,
+/// reaches both the broker's end and the end of what this instance left to
+/// the consumer. A partition whose end is unknown counts as behind.
 fn verdict(
     assigned: &[i32],
     next: &HashMap<i32, i64>,
     starts: &HashMap<i32, i64>,
     ends: &HashMap<i32, i64>,
     produced: &HashMap<i32, i64>,
+    pending: &HashMap<i32, BTreeSet<i64>>,
 ) -> Verdict {
     let mut learnt = Vec::new();
     for p in assigned {
-        let at = next.get(p).or_else(|| starts.get(p));
         let Some(end) = ends.get(p) else {
             return Verdict::Behind;
         };
+        // Records early delivery is storing right after the position are
+        // committed past once stored (given up, they wake the consumer).
+        let mut ahead = next.get(p).or_else(|| starts.get(p)).copied();
+        if let (Some(a), Some(storing)) = (ahead.as_mut(), pending.get(p)) {
+            for o in storing.range(*a..) {
+                if *o != *a {
+                    break;
+                }
+                *a += 1;
+            }
+        }
+        let at = ahead.as_ref();
         if behind(at, *end) || produced.get(p).is_some_and(|e| behind(at, *e)) {
             return Verdict::Behind;
         }
@@ -375,22 +543,65 @@ mod tests {
         pairs.iter().copied().collect()
     }
 
+    /// The verdict with nothing pending in early delivery.
+    fn check(
+        assigned: &[i32],
+        next: &HashMap<i32, i64>,
+        starts: &HashMap<i32, i64>,
+        ends: &HashMap<i32, i64>,
+        produced: &HashMap<i32, i64>,
+    ) -> Verdict {
+        verdict(assigned, next, starts, ends, produced, &HashMap::new())
+    }
+
+    #[test]
+    fn records_early_delivery_is_storing_do_not_need_fetching_but_a_gap_does() {
+        let ends = map(&[(0, 13)]);
+        let none = HashMap::new();
+        let storing =
+            |o: &[i64]| HashMap::from([(0, o.iter().copied().collect::<BTreeSet<i64>>())]);
+        // 10, 11, 12 are being stored early: nothing to fetch.
+        assert_eq!(
+            verdict(
+                &[0],
+                &map(&[(0, 10)]),
+                &none,
+                &ends,
+                &none,
+                &storing(&[10, 11, 12])
+            ),
+            Verdict::CaughtUp(vec![])
+        );
+        // 11 is someone else's (not pending here): it must be fetched.
+        assert_eq!(
+            verdict(
+                &[0],
+                &map(&[(0, 10)]),
+                &none,
+                &ends,
+                &none,
+                &storing(&[10, 12])
+            ),
+            Verdict::Behind
+        );
+    }
+
     #[test]
     fn caught_up_only_when_every_partition_is_read_to_its_end() {
         let ends = map(&[(0, 10), (1, 5)]);
         let none = HashMap::new();
         assert_eq!(
-            verdict(&[0, 1], &map(&[(0, 10), (1, 5)]), &none, &ends, &none),
+            check(&[0, 1], &map(&[(0, 10), (1, 5)]), &none, &ends, &none),
             Verdict::CaughtUp(vec![])
         );
         // One record left on partition 1.
         assert_eq!(
-            verdict(&[0, 1], &map(&[(0, 10), (1, 4)]), &none, &ends, &none),
+            check(&[0, 1], &map(&[(0, 10), (1, 4)]), &none, &ends, &none),
             Verdict::Behind
         );
         // The broker did not say where partition 1 ends.
         assert_eq!(
-            verdict(
+            check(
                 &[0, 1],
                 &map(&[(0, 10), (1, 5)]),
                 &none,
@@ -407,16 +618,16 @@ mod tests {
         let none = HashMap::new();
         // Committed at the end: nothing to read, and the start is learnt.
         assert_eq!(
-            verdict(&[0], &none, &map(&[(0, 7)]), &ends, &none),
+            check(&[0], &none, &map(&[(0, 7)]), &ends, &none),
             Verdict::CaughtUp(vec![(0, 7)])
         );
         // Committed before the end: records wait.
         assert_eq!(
-            verdict(&[0], &none, &map(&[(0, 3)]), &ends, &none),
+            check(&[0], &none, &map(&[(0, 3)]), &ends, &none),
             Verdict::Behind
         );
         // No start known at all: behind, never paused blind.
-        assert_eq!(verdict(&[0], &none, &none, &ends, &none), Verdict::Behind);
+        assert_eq!(check(&[0], &none, &none, &ends, &none), Verdict::Behind);
     }
 
     #[test]
@@ -426,7 +637,7 @@ mod tests {
         let ends = map(&[(0, 10)]);
         let none = HashMap::new();
         assert_eq!(
-            verdict(&[0], &map(&[(0, 10)]), &none, &ends, &map(&[(0, 11)])),
+            check(&[0], &map(&[(0, 10)]), &none, &ends, &map(&[(0, 11)])),
             Verdict::Behind
         );
     }

@@ -485,8 +485,13 @@ impl Service {
         for (n, result) in sent.iter().zip(produced) {
             let outcome = match result {
                 Ok(source) => {
-                    if let Some(early) = &self.shared.early {
-                        early.offer(n, source);
+                    let early = self.shared.early.as_ref();
+                    if !early.is_some_and(|e| e.offer(n, source)) {
+                        // Only the consumer will store it: it must fetch.
+                        self.shared
+                            .producer
+                            .demand()
+                            .produced(source.partition, source.offset);
                     }
                     "accepted"
                 }

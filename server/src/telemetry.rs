@@ -82,7 +82,13 @@ pub const COUNTERS: &[Series] = &[
         "Sends left to the consumer group by early delivery, by reason",
         Some((
             "reason",
-            &["unwatched", "not_owned", "queue_full", "store_error"],
+            &[
+                "unwatched",
+                "not_owned",
+                "behind",
+                "queue_full",
+                "store_error",
+            ],
         )),
     ),
     (

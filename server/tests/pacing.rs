@@ -1,6 +1,7 @@
 //! The consumer fetches only while records wait (`pacer`): an idle instance
 //! stops fetching, and what arrives is still stored promptly: this
-//! instance's sends at once, other producers' records at the next look.
+//! instance's sends at once (by early delivery, the consumer committing
+//! past them unread), other producers' records at the next look.
 //!
 //! One test in this file: the request counters it reads are per process.
 
@@ -45,8 +46,9 @@ async fn an_idle_consumer_stops_fetching_and_still_stores_what_arrives() {
         "the request counters are read"
     );
 
-    // Paused, with no look due for ten minutes: a send of this instance
-    // resumes the consumer itself.
+    // Paused, with no look due for ten minutes: a send of this instance is
+    // stored by early delivery (nobody watches user 3), and the consumer
+    // commits past it without fetching it.
     let sent = Instant::now();
     seed_send(&h, 3, "after the quiet").await;
     let list = wait_for_count(&h, 3, 2, Duration::from_secs(10)).await;
@@ -55,6 +57,35 @@ async fn an_idle_consumer_stops_fetching_and_still_stores_what_arrives() {
         "pacing: a send to a paused consumer stored after {:?}",
         sent.elapsed()
     ));
+    let early = |m: &str| counter(m, "herald_early_stored_total");
+    assert!(early(&metrics(&h).await) > early(&after), "stored early");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = metrics(&h).await;
+    let fetched = counter(&later, FETCHES) - counter(&after, FETCHES);
+    let read = |m: &str| counter(m, "herald_consumed_records_total");
+    let read_back = read(&later) - read(&after);
+    figure(&format!(
+        "pacing: for a send while paused the consumer fetched {fetched} times and read {read_back} records"
+    ));
+    assert_eq!(read_back, 0.0, "the consumer read the record back");
+    assert!(fetched < 1.0, "the consumer fetched {fetched} times for it");
+    // Committed all the same: a restart on the same group would not read
+    // it again.
+    let all = 2;
+    eventually("both records committed", Duration::from_secs(5), || {
+        let cfg = h.cfg.clone();
+        async move {
+            let committed = tokio::task::spawn_blocking(move || committed_total(&cfg))
+                .await
+                .unwrap();
+            if committed >= all {
+                Ok(())
+            } else {
+                Err(format!("{committed} of {all}"))
+            }
+        }
+    })
+    .await;
     h.shutdown().await;
 
     // Another producer's record (another service, the Go tutorial) while
