@@ -7,21 +7,23 @@
 //! `fetch.wait.max.ms` runs out (see `docs/bench/README.md`): most of the
 //! send-to-event time was spent waiting for that. So the instance that
 //! produced a notification also writes it (through the same [`Writer`])
-//! right after the acknowledgement:
-//! - with SQLite, when someone here watches the recipient's inbox and this
-//!   instance's consumer owns the record's partition (the store that
-//!   consumer writes to is then this one);
+//! right after the acknowledgement, watched or not:
+//! - with SQLite, when this instance's consumer owns the record's partition
+//!   (the store that consumer writes to is then this one) and no earlier
+//!   record of that partition waits for the consumer (so a user's
+//!   notifications are stored in order);
 //! - with PostgreSQL, always: the watcher may be on any instance, and every
 //!   instance writes to the one shared store.
 //!
-//! The consumer still reads every record: it skips the positions the
-//! [`Ledger`] says early delivery stored on a partition it owns, finds any
-//! other one already stored (the write is idempotent on the notification
-//! id), and publishes nothing twice. It remains the only path for records
-//! from other producers and for anything early delivery skipped (nobody
-//! watching, queue full, store error, crash in between). Nothing is
-//! committed to Kafka by this path: offsets move only when the consumer has
-//! read a record and it is stored.
+//! The consumer commits past the runs of records the [`Ledger`] says early
+//! delivery stored right where it stands, without fetching them (`pacer`:
+//! that spares the broker handing each record back), skips the ledger's
+//! positions among what it does read, finds any other one already stored
+//! (the write is idempotent on the notification id), and publishes nothing
+//! twice. It remains the path for records from other producers and for
+//! anything early delivery skipped (partition not ours, queue full, store
+//! error, crash in between). This path commits nothing itself: an offset
+//! moves past a record only once it is stored.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -188,9 +190,11 @@ impl Early {
     pub fn offer(&self, notification: &Notification, source: Source) -> bool {
         let outcome = if !self.shared && !self.ledger.owns(source.partition) {
             "not_owned"
-        } else if self.demand.owes(source.partition) {
+        } else if !self.shared && self.demand.owes(source.partition) {
             // An earlier record of this partition waits for the consumer:
-            // storing this one now would put it before that one.
+            // storing this one now would put it before that one. (With a
+            // shared store the partition may be another instance's, whose
+            // consumer this one cannot follow.)
             "behind"
         } else {
             // Counted pending before it can complete.

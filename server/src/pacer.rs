@@ -42,6 +42,9 @@ use crate::store::Source;
 /// about one wait apart.
 pub const QUIET_MIN: Duration = Duration::from_millis(50);
 
+/// How soon a paused consumer looks again before it resumes.
+const SECOND_LOOK_AFTER: Duration = Duration::from_millis(20);
+
 /// Bound on each broker request of a look, and on the look as a whole.
 const LOOK_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 const LOOK_TIMEOUT: Duration = Duration::from_secs(4);
@@ -176,7 +179,12 @@ impl Demand {
     fn set_paused(&self, paused: bool, next: &HashMap<i32, i64>) -> bool {
         let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
         s.paused = paused;
-        paused && s.ends.iter().any(|(p, end)| behind(next.get(p), *end))
+        // Only partitions this consumer reads (all of them have a position
+        // once a look found it caught up); the others' owners read theirs.
+        paused
+            && s.ends
+                .iter()
+                .any(|(p, end)| next.get(p).is_some_and(|n| *n < *end))
     }
 
     /// This instance's record ends and what early delivery is storing, for
@@ -204,6 +212,9 @@ pub struct Pacer {
     /// starts there.
     seek: HashSet<i32>,
     last_look: Instant,
+    /// A paused consumer's look found records to fetch: the next look
+    /// decides.
+    second_look: bool,
     /// None: never pause.
     probe_every: Option<Duration>,
     /// Time without a record before a look.
@@ -249,6 +260,7 @@ impl Pacer {
             topic: topic.to_owned(),
             seek: HashSet::new(),
             last_look: Instant::now(),
+            second_look: false,
             probe_every: (!probe_every.is_zero()).then_some(probe_every),
             quiet_after: (fetch_wait * 2).max(QUIET_MIN),
             next: HashMap::new(),
@@ -299,6 +311,7 @@ impl Pacer {
             self.next.clear();
             self.seek.clear();
         }
+        self.second_look = false;
         if self.is_paused() {
             self.resume(consumer);
         }
@@ -310,6 +323,10 @@ impl Pacer {
     /// The time [`Self::due_at`] named has come: ask the broker whether
     /// records wait, then pause or resume accordingly.
     pub async fn due(&mut self, consumer: &Arc<GroupConsumer>) {
+        if self.demand.take_reassigned() {
+            self.next.clear();
+            self.seek.clear();
+        }
         self.advance(consumer);
         self.last_look = Instant::now();
         let (ends, pending) = self.demand.snapshot();
@@ -328,6 +345,7 @@ impl Pacer {
         let now = Instant::now();
         match verdict {
             Verdict::CaughtUp(starts) => {
+                self.second_look = false;
                 self.next.extend(starts);
                 if let Ok(assigned) = consumer.assignment() {
                     self.next
@@ -344,7 +362,16 @@ impl Pacer {
                     look_at: now + self.probe_every.unwrap_or(QUIET_MIN),
                 };
             }
+            Verdict::Behind if self.is_paused() && !self.second_look => {
+                // A record the broker acknowledged a moment ago may not be
+                // handed to early delivery yet: look once more first.
+                self.second_look = true;
+                self.state = State::Paused {
+                    look_at: now + SECOND_LOOK_AFTER,
+                };
+            }
             Verdict::Behind => {
+                self.second_look = false;
                 // Resumed either way: a partition kept paused (say, from
                 // before a rebalance) would otherwise never be read.
                 self.resume(consumer);
