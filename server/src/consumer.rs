@@ -358,7 +358,7 @@ pub async fn run(
                 continue;
             }
             _ = pacer.notified(), if pacer.is_paused() => {
-                pacer.woken(&consumer);
+                pacer.woken(&consumer).await;
                 continue;
             }
             m = consumer.recv() => m,

@@ -74,6 +74,15 @@ impl Ledger {
             .clear();
     }
 
+    /// The partitions this instance's consumer owns.
+    pub fn owned(&self) -> HashSet<i32> {
+        self.0
+            .owned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Whether `partition` is ours.
     pub fn owns(&self, partition: i32) -> bool {
         self.0

@@ -42,7 +42,9 @@ use crate::store::Source;
 /// about one wait apart.
 pub const QUIET_MIN: Duration = Duration::from_millis(50);
 
-/// How soon a paused consumer looks again before it resumes.
+/// How soon a consumer whose look found records to fetch looks again
+/// before it fetches them: records the broker acknowledged a moment ago
+/// are in early delivery's hands by then.
 const SECOND_LOOK_AFTER: Duration = Duration::from_millis(20);
 
 /// Bound on each broker request of a look, and on the look as a whole.
@@ -212,9 +214,9 @@ pub struct Pacer {
     /// starts there.
     seek: HashSet<i32>,
     last_look: Instant,
-    /// A paused consumer's look found records to fetch: the next look
-    /// decides.
-    second_look: bool,
+    /// A look found records to fetch: a second one, soon, decides, counting
+    /// only records the first one saw (see [`SECOND_LOOK_AFTER`]).
+    second_look: Option<(Instant, HashMap<i32, i64>)>,
     /// None: never pause.
     probe_every: Option<Duration>,
     /// Time without a record before a look.
@@ -260,7 +262,7 @@ impl Pacer {
             topic: topic.to_owned(),
             seek: HashSet::new(),
             last_look: Instant::now(),
-            second_look: false,
+            second_look: None,
             probe_every: (!probe_every.is_zero()).then_some(probe_every),
             quiet_after: (fetch_wait * 2).max(QUIET_MIN),
             next: HashMap::new(),
@@ -273,6 +275,9 @@ impl Pacer {
     /// When [`Self::due`] needs to run next; None: never.
     pub fn due_at(&self) -> Option<Instant> {
         self.probe_every?;
+        if let Some((at, _)) = &self.second_look {
+            return Some(*at);
+        }
         Some(match self.state {
             // Also every look interval while records flow: they may all be
             // stored by early delivery already.
@@ -305,15 +310,15 @@ impl Pacer {
 
     /// A wake-up (this instance produced, or partitions were assigned):
     /// resume if paused.
-    pub fn woken(&mut self, consumer: &GroupConsumer) {
+    pub async fn woken(&mut self, consumer: &Arc<GroupConsumer>) {
         if self.demand.take_reassigned() {
             // Positions learnt on partitions owned before are stale.
             self.next.clear();
             self.seek.clear();
         }
-        self.second_look = false;
+        self.second_look = None;
         if self.is_paused() {
-            self.resume(consumer);
+            self.resume(consumer).await;
         }
         self.state = State::Fetching {
             since: Instant::now(),
@@ -331,50 +336,46 @@ impl Pacer {
         self.last_look = Instant::now();
         let (ends, pending) = self.demand.snapshot();
         let (c, topic, next) = (consumer.clone(), self.topic.clone(), self.next.clone());
+        let first = self.second_look.take().map(|(_, ends)| ends);
+        let second = first.is_some();
         let look = crate::kafka::detached("consumer-look", move || {
-            look(&c, &topic, &next, &ends, &pending)
+            look(&c, &topic, &next, &ends, &pending, first.as_ref())
         });
-        let verdict = match tokio::time::timeout(LOOK_TIMEOUT, look).await {
+        let (verdict, seen) = match tokio::time::timeout(LOOK_TIMEOUT, look).await {
             Ok(Ok(Ok(v))) => v,
             Ok(Ok(Err(e))) => {
                 tracing::debug!(error = %e, "could not look at the end offsets");
-                Verdict::Behind
+                (Verdict::Behind, None)
             }
-            _ => Verdict::Behind,
+            _ => (Verdict::Behind, None),
         };
         let now = Instant::now();
         match verdict {
             Verdict::CaughtUp(starts) => {
-                self.second_look = false;
                 self.next.extend(starts);
-                if let Ok(assigned) = consumer.assignment() {
-                    self.next
-                        .retain(|p, _| assigned.elements().iter().any(|e| e.partition() == *p));
-                }
+                let owned = self.ledger.owned();
+                self.next.retain(|p, _| owned.contains(p));
                 // Pause the whole assignment each time: partitions assigned
                 // since the last pause are included.
-                self.pause(consumer);
+                self.control(consumer, true).await;
                 if self.demand.set_paused(true, &self.next) {
                     // This instance produced meanwhile.
-                    return self.woken(consumer);
+                    return Box::pin(self.woken(consumer)).await;
                 }
                 self.state = State::Paused {
                     look_at: now + self.probe_every.unwrap_or(QUIET_MIN),
                 };
             }
-            Verdict::Behind if self.is_paused() && !self.second_look => {
-                // A record the broker acknowledged a moment ago may not be
-                // handed to early delivery yet: look once more first.
-                self.second_look = true;
-                self.state = State::Paused {
-                    look_at: now + SECOND_LOOK_AFTER,
-                };
+            Verdict::Behind if !second && seen.is_some() => {
+                // Records the broker acknowledged a moment ago may not be
+                // handed to early delivery yet: look once more, soon, at
+                // these records only (under load the end always moves on).
+                self.second_look = seen.map(|ends| (now + SECOND_LOOK_AFTER, ends));
             }
             Verdict::Behind => {
-                self.second_look = false;
                 // Resumed either way: a partition kept paused (say, from
                 // before a rebalance) would otherwise never be read.
-                self.resume(consumer);
+                self.resume(consumer).await;
                 self.state = State::Fetching { since: now };
             }
         }
@@ -411,31 +412,47 @@ impl Pacer {
         self.demand.0.advanced.notified().await
     }
 
-    fn pause(&self, consumer: &GroupConsumer) {
-        if let Ok(assigned) = consumer.assignment() {
-            if let Err(e) = consumer.pause(&assigned) {
-                tracing::warn!(error = %e, "could not pause the partitions");
-            }
-        }
+    async fn resume(&mut self, consumer: &Arc<GroupConsumer>) {
+        self.demand.set_paused(false, &self.next);
+        self.control(consumer, false).await;
     }
 
-    fn resume(&mut self, consumer: &GroupConsumer) {
-        self.demand.set_paused(false, &self.next);
-        if let Ok(assigned) = consumer.assignment() {
-            if let Err(e) = consumer.resume(&assigned) {
-                tracing::warn!(error = %e, "could not resume the partitions");
+    /// Pause or resume the assigned partitions (resuming, start after what
+    /// was committed without reading it: without that seek the consumer
+    /// would read those records again and find them stored, slower but
+    /// never wrong). librdkafka waits for its own threads to apply a pause
+    /// or a resume and to name the assignment, so this runs off the
+    /// runtime (a blocked worker holds up HTTP too), bounded.
+    async fn control(&mut self, consumer: &Arc<GroupConsumer>, pause: bool) {
+        let seeks: Vec<(i32, i64)> = if pause {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.seek)
+                .into_iter()
+                .filter_map(|p| self.next.get(&p).map(|n| (p, *n)))
+                .collect()
+        };
+        let (c, topic) = (consumer.clone(), self.topic.clone());
+        let done = crate::kafka::detached("consumer-pace", move || {
+            let Ok(assigned) = c.assignment() else {
+                return;
+            };
+            let outcome = if pause {
+                c.pause(&assigned)
+            } else {
+                c.resume(&assigned)
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, pause, "could not pause or resume the partitions");
             }
-        }
-        // Start after what was committed without reading it. (Without the
-        // seek the consumer would read those records again and find them
-        // stored: slower, never wrong.)
-        for p in std::mem::take(&mut self.seek) {
-            if let Some(next) = self.next.get(&p) {
-                if let Err(e) = consumer.seek(&self.topic, p, Offset::Offset(*next), Duration::ZERO)
-                {
+            for (p, next) in seeks {
+                if let Err(e) = c.seek(&topic, p, Offset::Offset(next), Duration::ZERO) {
                     tracing::debug!(error = %e, partition = p, "could not seek past stored records");
                 }
             }
+        });
+        if tokio::time::timeout(LOOK_TIMEOUT, done).await.is_err() {
+            tracing::warn!(pause, "pausing or resuming the partitions timed out");
         }
     }
 
@@ -455,7 +472,8 @@ fn look(
     next: &HashMap<i32, i64>,
     produced: &HashMap<i32, i64>,
     pending: &HashMap<i32, BTreeSet<i64>>,
-) -> Result<Verdict, KafkaError> {
+    first: Option<&HashMap<i32, i64>>,
+) -> Result<(Verdict, Option<HashMap<i32, i64>>), KafkaError> {
     let assigned: Vec<i32> = consumer
         .assignment()?
         .elements()
@@ -463,9 +481,16 @@ fn look(
         .map(|e| e.partition())
         .collect();
     if assigned.is_empty() {
-        return Ok(Verdict::CaughtUp(Vec::new()));
+        return Ok((Verdict::CaughtUp(Vec::new()), None));
     }
-    let ends = offsets(consumer, topic, &assigned, Offset::End)?;
+    let mut ends = offsets(consumer, topic, &assigned, Offset::End)?;
+    if let Some(first) = first {
+        for (p, end) in ends.iter_mut() {
+            if let Some(f) = first.get(p) {
+                *end = (*end).min(*f);
+            }
+        }
+    }
     // Where the consumer starts on partitions it read nothing from: the
     // committed offset, else (auto.offset.reset=earliest) the first one.
     let unread: Vec<i32> = assigned
@@ -496,7 +521,8 @@ fn look(
             starts.extend(offsets(consumer, topic, &uncommitted, Offset::Beginning)?);
         }
     }
-    Ok(verdict(&assigned, next, &starts, &ends, produced, pending))
+    let v = verdict(&assigned, next, &starts, &ends, produced, pending);
+    Ok((v, Some(ends)))
 }
 
 /// The end (or first) offsets of `partitions`, in one request.
