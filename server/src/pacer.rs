@@ -20,8 +20,18 @@
 //!   at the end offsets every `HERALD_IDLE_PROBE_MS` for records other
 //!   producers (other instances, other services) wrote.
 //!
+//! - records early delivery stored do not count as waiting: the consumer
+//!   commits past a run of them that starts exactly at its position
+//!   ([`Pacer::advance`]) and never fetches them, so the broker does not
+//!   hand this instance's own records back (about half of what tansu
+//!   spent per send). Records early delivery still holds count as stored
+//!   unless it gives up on them (then they wake the consumer); a look that
+//!   finds records to fetch is followed by a second one, soon, that counts
+//!   only the records the first one saw.
+//!
 //! Brokers that answer a fetch as soon as records arrive (Apache Kafka)
-//! gain nothing from pausing: `HERALD_IDLE_PROBE_MS=0` never pauses.
+//! gain nothing from pausing: `HERALD_IDLE_PROBE_MS=0` never pauses (and
+//! the consumer then reads this instance's records back too).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
