@@ -11,23 +11,22 @@
 //! docs/bench/cost.md). So Herald fetches with a short wait, and only while
 //! there is something to fetch:
 //! - after two fetch waits without a record (at least [`QUIET_MIN`]), the
-//!   consumer asks the broker
-//!   for its partitions' end offsets (one `ListOffsets` request) and pauses
-//!   them if it has consumed up to every end, and up to every record this
-//!   instance produced there;
-//! - a paused consumer resumes at once when this instance produces a record
-//!   ([`Demand::produced`]) or the group assigns it partitions, and looks
-//!   at the end offsets every `HERALD_IDLE_PROBE_MS` for records other
-//!   producers (other instances, other services) wrote.
-//!
+//!   consumer asks the broker for its partitions' end offsets (one
+//!   `ListOffsets` request) and pauses them if it has consumed up to every
+//!   end, and up to every record this instance left to it there;
 //! - records early delivery stored do not count as waiting: the consumer
 //!   commits past a run of them that starts exactly at its position
 //!   ([`Pacer::advance`]) and never fetches them, so the broker does not
-//!   hand this instance's own records back (about half of what tansu
-//!   spent per send). Records early delivery still holds count as stored
-//!   unless it gives up on them (then they wake the consumer); a look that
-//!   finds records to fetch is followed by a second one, soon, that counts
-//!   only the records the first one saw.
+//!   hand this instance's own records back (about half of what tansu spent
+//!   per send). Records early delivery still holds count as stored unless
+//!   it gives up on them (then they wake the consumer); a look that finds
+//!   records to fetch is followed by a second one, soon, that counts only
+//!   the records the first one saw;
+//! - a paused consumer resumes at once when this instance leaves a record
+//!   to it ([`Demand::produced`]: early delivery did not take it) or the
+//!   group assigns it partitions, and looks at the end offsets every
+//!   `HERALD_IDLE_PROBE_MS` for records other producers (other instances,
+//!   other services) wrote.
 //!
 //! Brokers that answer a fetch as soon as records arrive (Apache Kafka)
 //! gain nothing from pausing: `HERALD_IDLE_PROBE_MS=0` never pauses (and
@@ -96,7 +95,9 @@ struct DemandState {
 
 impl Demand {
     /// The broker acknowledged this instance's record at `offset` of
-    /// `partition` of the notifications topic.
+    /// `partition` of the notifications topic, and only the consumer will
+    /// store it (early delivery did not take it): a paused consumer
+    /// resumes.
     pub fn produced(&self, partition: i32, offset: i64) {
         let paused = {
             let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
