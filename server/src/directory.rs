@@ -11,6 +11,8 @@
 //! instance is found at once everywhere.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -36,6 +38,11 @@ pub const MAX_SEARCH: u32 = 50;
 pub struct Directory {
     store: Store,
     cache: Cache<i64, UserEntry>,
+    /// Counts this instance's writes to the directory. A lookup caches what
+    /// it read only if no write happened meanwhile: a read that raced a
+    /// deactivation would otherwise put the user back in the cache as
+    /// active, and sends to them would be accepted until it expired.
+    writes: Arc<AtomicU64>,
 }
 
 impl Directory {
@@ -47,7 +54,11 @@ impl Directory {
             .max_capacity(capacity)
             .time_to_live(ttl.max(Duration::from_millis(1)))
             .build();
-        Self { store, cache }
+        Self {
+            store,
+            cache,
+            writes: Arc::default(),
+        }
     }
 
     /// The entries of those of `ids` that exist, deactivated ones
@@ -66,8 +77,13 @@ impl Directory {
         if !missing.is_empty() {
             missing.sort_unstable();
             missing.dedup();
-            for entry in self.store.users_by_id(&missing).await? {
-                self.cache.insert(entry.user.id, entry.clone());
+            let before = self.writes.load(Ordering::Acquire);
+            let read = self.store.users_by_id(&missing).await?;
+            let fresh = self.writes.load(Ordering::Acquire) == before;
+            for entry in read {
+                if fresh {
+                    self.cache.insert(entry.user.id, entry.clone());
+                }
                 found.insert(entry.user.id, entry);
             }
         }
@@ -83,6 +99,7 @@ impl Directory {
     /// when they are new. `name` must have passed [`check_name`].
     pub async fn put(&self, id: i64, name: &str) -> Result<bool, sqlx::Error> {
         let created = self.store.put_user(id, name, &search_key(name)).await?;
+        self.wrote();
         self.remember(id, name, true);
         Ok(created)
     }
@@ -95,6 +112,7 @@ impl Directory {
             .provision_user(id, name, &search_key(name))
             .await?
         {
+            self.wrote();
             tracing::info!(user = id, "user provisioned from a token");
             metrics::counter!("herald_users_provisioned_total").increment(1);
             return Ok(self.remember(id, name, true));
@@ -106,11 +124,20 @@ impl Directory {
 
     /// Deactivate user `id`; their entry afterwards, `None` if unknown.
     pub async fn deactivate(&self, id: i64) -> Result<Option<UserEntry>, sqlx::Error> {
+        let known = self.store.deactivate_user(id).await;
+        // After the write, whatever came of it: lookups in flight then
+        // cache nothing, and the entry cached before is dropped.
+        self.wrote();
         self.cache.invalidate(&id);
-        if !self.store.deactivate_user(id).await? {
+        if !known? {
             return Ok(None);
         }
         self.get(id).await
+    }
+
+    /// Count a write (see `writes`).
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Up to `limit` active users whose name starts with `query` (ignoring
