@@ -562,6 +562,10 @@ fn offsets(
 /// start, if nothing was), followed by what early delivery is storing,
 /// reaches both the broker's end and the end of what this instance left to
 /// the consumer. A partition whose end is unknown counts as behind.
+///
+/// Offsets with no record the consumer is handed (a transactional
+/// producer's commit markers) keep a partition behind for good: its
+/// consumer goes on fetching, which costs the broker and loses nothing.
 fn verdict(
     assigned: &[i32],
     next: &HashMap<i32, i64>,
