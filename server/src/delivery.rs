@@ -124,13 +124,7 @@ impl Ledger {
         let Some(offsets) = stored.get_mut(&partition) else {
             return from;
         };
-        let mut end = from;
-        for o in offsets.range(from..) {
-            if *o != end {
-                break;
-            }
-            end += 1;
-        }
+        let end = run_end(offsets, from);
         *offsets = offsets.split_off(&end);
         end
     }
@@ -147,6 +141,19 @@ impl Ledger {
         *offsets = offsets.split_off(&(source.offset + 1));
         found
     }
+}
+
+/// The first offset from `from` on that `offsets` lacks: the end of the run
+/// of consecutive offsets starting at `from` (`from` itself without one).
+pub(crate) fn run_end(offsets: &BTreeSet<i64>, from: i64) -> i64 {
+    let mut end = from;
+    for o in offsets.range(from..) {
+        if *o != end {
+            break;
+        }
+        end += 1;
+    }
+    end
 }
 
 /// Most acknowledged notifications waiting for early delivery; beyond that
@@ -199,15 +206,14 @@ impl Early {
     pub fn offer(&self, notification: &Notification, source: Source) -> bool {
         let outcome = if !self.shared && !self.ledger.owns(source.partition) {
             "not_owned"
-        } else if !self.shared && self.demand.owes(source.partition) {
+        } else if !self.demand.offered(source, !self.shared) {
             // An earlier record of this partition waits for the consumer:
-            // storing this one now would put it before that one. (With a
-            // shared store the partition may be another instance's, whose
-            // consumer this one cannot follow.)
+            // storing this one now would put it before that one. (Counted
+            // pending otherwise, before it can complete. In order only with
+            // SQLite: with a shared store the partition may be another
+            // instance's, whose consumer this one cannot follow.)
             "behind"
         } else {
-            // Counted pending before it can complete.
-            self.demand.offered(source);
             if self.tx.try_send((notification.clone(), source)).is_ok() {
                 return true;
             }

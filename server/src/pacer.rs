@@ -42,7 +42,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
 use crate::consumer::GroupConsumer;
-use crate::delivery::Ledger;
+use crate::delivery::{run_end, Ledger};
 use crate::store::Source;
 
 /// Shortest time the consumer goes on fetching after its last record before
@@ -110,14 +110,21 @@ impl Demand {
         }
     }
 
-    /// Early delivery took this instance's record at `source`: it will
-    /// say with [`Self::settled`] whether it stored it.
-    pub fn offered(&self, source: Source) {
+    /// Early delivery may take this instance's record at `source` (it will
+    /// say with [`Self::settled`] whether it stored it), unless `in_order`
+    /// and records of that partition this instance left to the consumer are
+    /// not consumed yet: a later one must not overtake them, so a user's
+    /// notifications are stored in order. Whether it may.
+    pub fn offered(&self, source: Source, in_order: bool) -> bool {
         let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        if in_order && s.ends.contains_key(&source.partition) {
+            return false;
+        }
         s.pending
             .entry(source.partition)
             .or_default()
             .insert(source.offset);
+        true
     }
 
     /// Early delivery stored these records (or gave up on them: then the
@@ -144,18 +151,6 @@ impl Demand {
         } else {
             self.0.wake.notify_one();
         }
-    }
-
-    /// Whether records of `partition` this instance left to the consumer
-    /// are not consumed yet: a later one must not overtake them through
-    /// early delivery, so a user's notifications are stored in order.
-    pub fn owes(&self, partition: i32) -> bool {
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ends
-            .contains_key(&partition)
     }
 
     /// The consumer has read (or committed past) everything before `next`.
@@ -583,12 +578,7 @@ fn verdict(
         // committed past once stored (given up, they wake the consumer).
         let mut ahead = next.get(p).or_else(|| starts.get(p)).copied();
         if let (Some(a), Some(storing)) = (ahead.as_mut(), pending.get(p)) {
-            for o in storing.range(*a..) {
-                if *o != *a {
-                    break;
-                }
-                *a += 1;
-            }
+            *a = run_end(storing, *a);
         }
         let at = ahead.as_ref();
         if behind(at, *end) || produced.get(p).is_some_and(|e| behind(at, *e)) {

@@ -62,21 +62,7 @@ async fn sends_are_stored_and_streamed_once(early: bool) {
     // Wait until the group committed every record (read back by the
     // consumer, or committed past without reading it when early delivery
     // stored it), so a second publication would have happened by now.
-    let all = (SENDS + 1) as i64;
-    eventually("every record committed", Duration::from_secs(20), || {
-        let cfg = h.cfg.clone();
-        async move {
-            let committed = tokio::task::spawn_blocking(move || committed_total(&cfg))
-                .await
-                .unwrap();
-            if committed >= all {
-                Ok(())
-            } else {
-                Err(format!("{committed} of {all}"))
-            }
-        }
-    })
-    .await;
+    wait_for_committed(&h.cfg, (SENDS + 1) as i64, Duration::from_secs(20)).await;
     let (_, metrics) = get(&h.url("/metrics")).await;
     while let Some(e) = stream.next_notification(Duration::from_millis(700)).await {
         *seen.entry(e.id.expect("event id")).or_default() += 1;
@@ -131,12 +117,7 @@ async fn a_restart_between_early_delivery_and_the_commit_duplicates_nothing() {
     drop(watching);
     let h = h.restart().await;
     let mut stream = SseClient::connect(&h.url("/api/users/1/events"), None).await;
-    eventually(
-        "the restarted group committing every record",
-        Duration::from_secs(20),
-        || async { (committed_total(&h.cfg) >= (SENDS + 1) as i64).then_some(()) },
-    )
-    .await;
+    wait_for_committed(&h.cfg, (SENDS + 1) as i64, Duration::from_secs(20)).await;
     assert!(
         stream
             .next_notification(Duration::from_millis(500))

@@ -71,21 +71,7 @@ async fn an_idle_consumer_stops_fetching_and_still_stores_what_arrives() {
     assert!(fetched < 1.0, "the consumer fetched {fetched} times for it");
     // Committed all the same: a restart on the same group would not read
     // it again.
-    let all = 2;
-    eventually("both records committed", Duration::from_secs(5), || {
-        let cfg = h.cfg.clone();
-        async move {
-            let committed = tokio::task::spawn_blocking(move || committed_total(&cfg))
-                .await
-                .unwrap();
-            if committed >= all {
-                Ok(())
-            } else {
-                Err(format!("{committed} of {all}"))
-            }
-        }
-    })
-    .await;
+    wait_for_committed(&h.cfg, 2, Duration::from_secs(5)).await;
     h.shutdown().await;
 
     // Another producer's record (another service, the Go tutorial) while

@@ -139,12 +139,7 @@ async fn redelivered_records_are_not_stored_twice() {
     again.cfg.group_id = format!("{}-again", again.cfg.group_id);
     let h = again.start().await;
     let mut sse = SseClient::connect(&h.url("/api/users/3/events"), None).await;
-    eventually(
-        "the second group consuming",
-        Duration::from_secs(20),
-        || async { (committed_total(&h.cfg) >= 30).then_some(()) },
-    )
-    .await;
+    wait_for_committed(&h.cfg, 30, Duration::from_secs(20)).await;
     let rows = stored_rows(&h.cfg).await;
     assert_eq!(rows.len(), 30, "redelivery stored nothing twice");
     // Nor were they pushed again as new events.

@@ -340,6 +340,27 @@ pub async fn seed_send(h: &Herald, to: i64, message: &str) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Wait until `cfg`'s group has committed at least `at_least` records in
+/// all (read back, or committed past unread after early delivery stored
+/// them).
+pub async fn wait_for_committed(cfg: &Config, at_least: i64, within: Duration) {
+    let what = format!("{at_least} records committed");
+    eventually(&what, within, || {
+        let cfg = cfg.clone();
+        async move {
+            let committed = tokio::task::spawn_blocking(move || committed_total(&cfg))
+                .await
+                .unwrap();
+            if committed >= at_least {
+                Ok(())
+            } else {
+                Err(format!("{committed} committed"))
+            }
+        }
+    })
+    .await
+}
+
 /// A counter's value in a Prometheus text exposition (0 when absent).
 pub fn counter(metrics: &str, name: &str) -> f64 {
     metrics
