@@ -28,12 +28,16 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use app::model::Notification;
 
 use crate::consumer::BATCH_MAX;
+use crate::hub::Hub;
 use crate::pacer::Demand;
 use crate::store::Source;
 use crate::writer::{Origin, Writer};
@@ -160,10 +164,29 @@ pub(crate) fn run_end(offsets: &BTreeSet<i64>, from: i64) -> i64 {
 /// they are left to the consumer.
 const EARLY_QUEUE: usize = 10_000;
 
+/// How long a send nobody watches may wait for others to share its write.
+/// Each write is a transaction with its own fsync, and committing it costs
+/// about as much CPU as the rows in it: a write of ~25 rows (what arrives
+/// while the last one commits, at 7,000 sends/s) cost Herald about a third
+/// more per send than batches of a few hundred (docs/bench/cost.md). A send
+/// to a watched recipient ends the wait at once.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// A send handed to early delivery; `urgent` when its recipient was
+/// watched here (its stream waits for the write).
+struct Offered {
+    notification: Notification,
+    source: Source,
+    urgent: bool,
+}
+
 /// The sending side of early delivery (held by the service).
 #[derive(Clone)]
 pub struct Early {
-    tx: mpsc::Sender<(Notification, Source)>,
+    tx: mpsc::Sender<Offered>,
+    /// Tells whom a stream here watches; `None` with a shared store, whose
+    /// watchers may be on any instance (no send waits then).
+    hub: Option<Hub>,
     ledger: Ledger,
     /// Told what is handed over and what came of it, so the consumer need
     /// not fetch what early delivery stored.
@@ -180,6 +203,7 @@ impl Early {
         writer: Writer,
         ledger: Ledger,
         demand: Demand,
+        hub: Hub,
         shutdown: CancellationToken,
     ) -> (Self, impl std::future::Future<Output = ()>) {
         let (tx, rx) = mpsc::channel(EARLY_QUEUE);
@@ -187,6 +211,7 @@ impl Early {
         let task = run(rx, writer, ledger.clone(), demand.clone(), shutdown);
         let early = Self {
             tx,
+            hub: (!shared).then_some(hub),
             ledger,
             demand,
             shared,
@@ -214,7 +239,15 @@ impl Early {
             // instance's, whose consumer this one cannot follow.)
             "behind"
         } else {
-            if self.tx.try_send((notification.clone(), source)).is_ok() {
+            let offered = Offered {
+                notification: notification.clone(),
+                source,
+                urgent: self
+                    .hub
+                    .as_ref()
+                    .is_none_or(|hub| hub.is_watched(notification.to.id)),
+            };
+            if self.tx.try_send(offered).is_ok() {
                 return true;
             }
             self.demand.settled(&[source], false);
@@ -226,29 +259,45 @@ impl Early {
 }
 
 /// Store and publish what [`Early::offer`] queued, in batches of whatever is
-/// waiting. A failed write is not retried: the consumer stores those.
+/// waiting, or of what comes within [`LINGER`] when no send in it is
+/// urgent. A failed write is not retried: the consumer stores those.
 async fn run(
-    mut rx: mpsc::Receiver<(Notification, Source)>,
+    mut rx: mpsc::Receiver<Offered>,
     writer: Writer,
     ledger: Ledger,
     demand: Demand,
     shutdown: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(BATCH_MAX);
+    let mut offered = Vec::with_capacity(BATCH_MAX);
     loop {
         let received = tokio::select! {
             _ = shutdown.cancelled() => break,
-            n = rx.recv_many(&mut batch, BATCH_MAX) => n,
+            n = rx.recv_many(&mut offered, BATCH_MAX) => n,
         };
         if received == 0 {
             break;
         }
-        let size = batch.len();
-        let sources: Vec<Source> = batch.iter().map(|(_, s)| *s).collect();
-        match writer
-            .insert(std::mem::take(&mut batch), Origin::Early)
-            .await
-        {
+        let deadline = Instant::now() + LINGER;
+        let mut urgent = offered.iter().any(|o| o.urgent);
+        while !urgent && offered.len() < BATCH_MAX {
+            let before = offered.len();
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(deadline) => break,
+                n = rx.recv_many(&mut offered, BATCH_MAX - before) => n,
+            };
+            if received == 0 {
+                break;
+            }
+            urgent = offered[before..].iter().any(|o| o.urgent);
+        }
+        let size = offered.len();
+        let sources: Vec<Source> = offered.iter().map(|o| o.source).collect();
+        let batch = offered
+            .drain(..)
+            .map(|o| (o.notification, o.source))
+            .collect();
+        match writer.insert(batch, Origin::Early).await {
             Ok(new) => {
                 ledger.stored(sources.iter().copied());
                 demand.settled(&sources, true);

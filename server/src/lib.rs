@@ -260,6 +260,7 @@ pub async fn start(
             writer.clone(),
             ledger.clone(),
             producer.demand(),
+            hub.clone(),
             shutdown.clone(),
         );
         tasks.spawn(task);
