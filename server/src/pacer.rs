@@ -20,8 +20,8 @@
 //!   hand this instance's own records back (about half of what tansu spent
 //!   per send). Records early delivery still holds count as stored unless
 //!   it gives up on them (then they wake the consumer); a look that finds
-//!   records to fetch is followed by a second one, soon, that counts only
-//!   the records the first one saw;
+//!   records to fetch is followed by up to three more, 20, 40 and 80 ms
+//!   apart, that count only the records the first one saw ([`RECHECK_MAX`]);
 //! - a paused consumer resumes at once when this instance leaves a record
 //!   to it ([`Demand::produced`]: early delivery did not take it) or the
 //!   group assigns it partitions, and looks at the end offsets every
@@ -55,6 +55,24 @@ pub const QUIET_MIN: Duration = Duration::from_millis(50);
 /// before it fetches them: records the broker acknowledged a moment ago
 /// are in early delivery's hands by then.
 const SECOND_LOOK_AFTER: Duration = Duration::from_millis(20);
+
+/// Longest wait between two looks at the same records before fetching
+/// them: each look that still finds one of them missing waits twice as
+/// long (20, 40, 80 ms). Under load a send's acknowledgement can reach
+/// early delivery tens of ms after the broker counts the record, and a
+/// fetch resumed for such a record reads every record after it as well,
+/// holding up tansu's produce requests behind it (a 0.3-1.4 s p99 in one
+/// round of three, docs/bench/cost.md). A record of another producer
+/// waits this much longer to be fetched.
+const RECHECK_MAX: Duration = Duration::from_millis(80);
+
+/// A look found records to fetch: look again at `at`, counting only the
+/// records that look saw (`ends`); `after` is how long this wait was.
+struct Recheck {
+    at: Instant,
+    ends: HashMap<i32, i64>,
+    after: Duration,
+}
 
 /// Bound on each broker request of a look, and on the look as a whole.
 const LOOK_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
@@ -220,9 +238,9 @@ pub struct Pacer {
     /// starts there.
     seek: HashSet<i32>,
     last_look: Instant,
-    /// A look found records to fetch: a second one, soon, decides, counting
+    /// A look found records to fetch: the next ones, soon, decide, counting
     /// only records the first one saw (see [`SECOND_LOOK_AFTER`]).
-    second_look: Option<(Instant, HashMap<i32, i64>)>,
+    recheck: Option<Recheck>,
     /// None: never pause.
     probe_every: Option<Duration>,
     /// Time without a record before a look.
@@ -268,7 +286,7 @@ impl Pacer {
             topic: topic.to_owned(),
             seek: HashSet::new(),
             last_look: Instant::now(),
-            second_look: None,
+            recheck: None,
             probe_every: (!probe_every.is_zero()).then_some(probe_every),
             quiet_after: (fetch_wait * 2).max(QUIET_MIN),
             next: HashMap::new(),
@@ -281,8 +299,8 @@ impl Pacer {
     /// When [`Self::due`] needs to run next; None: never.
     pub fn due_at(&self) -> Option<Instant> {
         self.probe_every?;
-        if let Some((at, _)) = &self.second_look {
-            return Some(*at);
+        if let Some(r) = &self.recheck {
+            return Some(r.at);
         }
         Some(match self.state {
             // Also every look interval while records flow: they may all be
@@ -322,7 +340,7 @@ impl Pacer {
             self.next.clear();
             self.seek.clear();
         }
-        self.second_look = None;
+        self.recheck = None;
         if self.is_paused() {
             self.resume(consumer).await;
         }
@@ -342,8 +360,8 @@ impl Pacer {
         self.last_look = Instant::now();
         let (ends, pending) = self.demand.snapshot();
         let (c, topic, next) = (consumer.clone(), self.topic.clone(), self.next.clone());
-        let first = self.second_look.take().map(|(_, ends)| ends);
-        let second = first.is_some();
+        let recheck = self.recheck.take();
+        let first = recheck.as_ref().map(|r| r.ends.clone());
         let look = crate::kafka::detached("consumer-look", move || {
             look(&c, &topic, &next, &ends, &pending, first.as_ref())
         });
@@ -356,6 +374,7 @@ impl Pacer {
             _ => (Verdict::Behind, None),
         };
         let now = Instant::now();
+        tracing::debug!(?verdict, ?seen, rechecked = recheck.is_some(), "looked");
         match verdict {
             Verdict::CaughtUp(starts) => {
                 self.next.extend(starts);
@@ -372,11 +391,25 @@ impl Pacer {
                     look_at: now + self.probe_every.unwrap_or(QUIET_MIN),
                 };
             }
-            Verdict::Behind if !second && seen.is_some() => {
+            Verdict::Behind if seen.is_some() && recheck.is_none() => {
                 // Records the broker acknowledged a moment ago may not be
-                // handed to early delivery yet: look once more, soon, at
-                // these records only (under load the end always moves on).
-                self.second_look = seen.map(|ends| (now + SECOND_LOOK_AFTER, ends));
+                // handed to early delivery yet: look again, soon, at these
+                // records only (under load the end always moves on).
+                self.recheck = seen.map(|ends| Recheck {
+                    at: now + SECOND_LOOK_AFTER,
+                    ends,
+                    after: SECOND_LOOK_AFTER,
+                });
+            }
+            Verdict::Behind
+                if seen.is_some()
+                    && recheck.as_ref().is_some_and(|r| r.after * 2 <= RECHECK_MAX) =>
+            {
+                self.recheck = recheck.map(|r| Recheck {
+                    at: now + r.after * 2,
+                    ends: r.ends,
+                    after: r.after * 2,
+                });
             }
             Verdict::Behind => {
                 // Resumed either way: a partition kept paused (say, from
