@@ -298,7 +298,7 @@ impl Store {
     /// id exists. Returns each one's new `seq`, or `None` for a duplicate,
     /// in order.
     ///
-    /// Multi-row `INSERT`s of the sizes [`INSERT_SHAPES`] allows: sqlx runs
+    /// Multi-row `INSERT`s of the sizes [`statement_sizes`] allows: sqlx runs
     /// SQLite on a thread of its own, and a statement per row cost two
     /// thread hand-offs per notification; a statement of exactly the
     /// batch's size was a new text almost every time, and SQLite compiled
@@ -864,21 +864,30 @@ async fn open_sqlite(url: &str) -> Result<AnyPool, StartError> {
 /// Most ids in one `SELECT ... IN (...)`.
 const ID_LIST_MAX: usize = 500;
 
-/// The row counts a multi-row `INSERT` of notifications comes in, largest
-/// first; a batch is cut into the fewest statements of these sizes (at
-/// most three of each but the largest). Few shapes, so each connection
-/// compiles each once and keeps it in its statement cache. 256 rows of 15
-/// parameters stay under SQLite's 32,766 and PostgreSQL's 65,535.
-const INSERT_SHAPES: [usize; 5] = [256, 64, 16, 4, 1];
+/// The row counts a multi-row `INSERT` of notifications comes in: any
+/// up to [`INSERT_SMALL`], then the powers of two up to 256. A batch is cut
+/// into the fewest statements of these sizes. Few shapes, so each
+/// connection compiles each once and keeps it in its statement cache; a
+/// small batch (most of them, at a few thousand sends per second) is still
+/// one statement, as each more is another trip to SQLite's thread. 256
+/// rows of 15 parameters stay under SQLite's 32,766 and PostgreSQL's
+/// 65,535.
+const INSERT_SMALL: usize = 16;
+const INSERT_LARGE: [usize; 4] = [256, 128, 64, 32];
 
-/// The statement sizes (from [`INSERT_SHAPES`]) that store `rows` rows.
+/// The statement sizes that store `rows` rows, largest first.
 fn statement_sizes(mut rows: usize) -> Vec<usize> {
     let mut sizes = Vec::new();
-    for shape in INSERT_SHAPES {
+    for shape in INSERT_LARGE {
         while rows >= shape {
             sizes.push(shape);
             rows -= shape;
         }
+    }
+    while rows > 0 {
+        let size = rows.min(INSERT_SMALL);
+        sizes.push(size);
+        rows -= size;
     }
     sizes
 }
@@ -1249,18 +1258,21 @@ mod tests {
     fn a_batch_is_cut_into_few_statements_of_few_sizes() {
         assert_eq!(statement_sizes(0), Vec::<usize>::new());
         assert_eq!(statement_sizes(1), [1]);
-        assert_eq!(statement_sizes(21), [16, 4, 1]);
-        assert_eq!(statement_sizes(500), [256, 64, 64, 64, 16, 16, 16, 4]);
+        assert_eq!(statement_sizes(16), [16]);
+        assert_eq!(statement_sizes(21), [16, 5]);
+        assert_eq!(statement_sizes(500), [256, 128, 64, 32, 16, 4]);
         for rows in 0..2_000 {
             let sizes = statement_sizes(rows);
             assert_eq!(sizes.iter().sum::<usize>(), rows);
-            assert!(sizes.iter().all(|s| INSERT_SHAPES.contains(s)));
-            assert!(sizes.len() <= rows / 256 + 12, "{rows}: {sizes:?}");
+            assert!(sizes
+                .iter()
+                .all(|s| *s <= INSERT_SMALL || INSERT_LARGE.contains(s)));
+            assert!(sizes.len() <= rows / 256 + 5, "{rows}: {sizes:?}");
         }
     }
 
     async fn large_batches(store: &Store) {
-        let batch: Vec<_> = (0..INSERT_SHAPES[0] as i64 * 3 + 21)
+        let batch: Vec<_> = (0..INSERT_LARGE[0] as i64 * 3 + 21)
             .map(|i| (n(&format!("n{i}"), 3), src(i)))
             .collect();
         let seqs = store.insert_batch(&batch).await.unwrap();
