@@ -27,7 +27,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-
 use std::time::Duration;
 
 use tokio::sync::mpsc;

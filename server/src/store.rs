@@ -865,7 +865,7 @@ async fn open_sqlite(url: &str) -> Result<AnyPool, StartError> {
 const ID_LIST_MAX: usize = 500;
 
 /// The row counts a multi-row `INSERT` of notifications comes in: any
-/// up to [`INSERT_SMALL`], then the powers of two up to 256. A batch is cut
+/// up to this one, then the powers of two up to 256 ([`INSERT_LARGE`]). A batch is cut
 /// into the fewest statements of these sizes. Few shapes, so each
 /// connection compiles each once and keeps it in its statement cache; a
 /// small batch (most of them, at a few thousand sends per second) is still
@@ -873,6 +873,7 @@ const ID_LIST_MAX: usize = 500;
 /// rows of 15 parameters stay under SQLite's 32,766 and PostgreSQL's
 /// 65,535.
 const INSERT_SMALL: usize = 16;
+/// The larger sizes of [`INSERT_SMALL`]'s list, largest first.
 const INSERT_LARGE: [usize; 4] = [256, 128, 64, 32];
 
 /// The statement sizes that store `rows` rows, largest first.
