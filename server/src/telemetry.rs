@@ -82,13 +82,7 @@ pub const COUNTERS: &[Series] = &[
         "Sends left to the consumer group by early delivery, by reason",
         Some((
             "reason",
-            &[
-                "unwatched",
-                "not_owned",
-                "behind",
-                "queue_full",
-                "store_error",
-            ],
+            &["not_owned", "behind", "queue_full", "store_error"],
         )),
     ),
     (
