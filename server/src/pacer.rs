@@ -20,8 +20,9 @@
 //!   hand this instance's own records back (about half of what tansu spent
 //!   per send). Records early delivery still holds count as stored unless
 //!   it gives up on them (then they wake the consumer); a look that finds
-//!   records to fetch is followed by up to three more, 20, 40 and 80 ms
-//!   apart, that count only the records the first one saw ([`RECHECK_MAX`]);
+//!   records to fetch is followed by a second one 20 ms later that counts
+//!   only the records the first one saw, and, while paused, by a third and
+//!   a fourth 40 and 80 ms apart ([`RECHECK_MAX`]);
 //! - a paused consumer resumes at once when this instance leaves a record
 //!   to it ([`Demand::produced`]: early delivery did not take it) or the
 //!   group assigns it partitions, and looks at the end offsets every
@@ -56,9 +57,9 @@ pub const QUIET_MIN: Duration = Duration::from_millis(50);
 /// are in early delivery's hands by then.
 const SECOND_LOOK_AFTER: Duration = Duration::from_millis(20);
 
-/// Longest wait between two looks at the same records before fetching
-/// them: each look that still finds one of them missing waits twice as
-/// long (20, 40, 80 ms). Under load a send's acknowledgement can reach
+/// Longest wait between two looks at the same records before a paused
+/// consumer fetches them: each look that still finds one of them missing
+/// waits twice as long (20, 40, 80 ms). Under load a send's acknowledgement can reach
 /// early delivery tens of ms after the broker counts the record, and a
 /// fetch resumed for such a record reads every record after it as well,
 /// holding up tansu's produce requests behind it (a 0.3-1.4 s p99 in one
@@ -401,8 +402,12 @@ impl Pacer {
                     after: SECOND_LOOK_AFTER,
                 });
             }
+            // Only a paused consumer waits longer: one that fetches goes on
+            // fetching either way, and each look is a request the broker
+            // serves between produce requests.
             Verdict::Behind
                 if seen.is_some()
+                    && self.is_paused()
                     && recheck.as_ref().is_some_and(|r| r.after * 2 <= RECHECK_MAX) =>
             {
                 self.recheck = recheck.map(|r| Recheck {
