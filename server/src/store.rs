@@ -298,11 +298,12 @@ impl Store {
     /// id exists. Returns each one's new `seq`, or `None` for a duplicate,
     /// in order.
     ///
-    /// Multi-row `INSERT`s of the sizes [`statement_sizes`] allows: sqlx runs
-    /// SQLite on a thread of its own, and a statement per row cost two
-    /// thread hand-offs per notification; a statement of exactly the
-    /// batch's size was a new text almost every time, and SQLite compiled
-    /// it again (5 % of Herald's CPU per send, measured with perf). Rows go
+    /// Multi-row `INSERT`s: sqlx runs SQLite on a thread of its own, and a
+    /// statement per row cost two thread hand-offs per notification. With
+    /// SQLite, of the sizes [`statement_sizes`] allows: a statement of
+    /// exactly the batch's size was a new text almost every time, and
+    /// SQLite compiled it again (5 % of Herald's CPU per send, measured
+    /// with perf); with PostgreSQL, up to [`PG_INSERT_CHUNK`] rows each. Rows go
     /// in sorted by recipient (keeping each recipient's order), so
     /// PostgreSQL writers lock recipients in one global order and never
     /// deadlock.
@@ -313,7 +314,13 @@ impl Store {
         let mut sorted: Vec<&(Notification, Source)> = batch.iter().collect();
         sorted.sort_by_key(|(n, _)| n.to.id);
         let mut inserted = HashMap::with_capacity(batch.len());
-        let sizes = statement_sizes(sorted.len());
+        let sizes = match self.backend {
+            Backend::Sqlite => statement_sizes(sorted.len()),
+            // One statement per PG_INSERT_CHUNK rows: each more statement
+            // is another round trip inside the transaction, and across
+            // instances that lengthened the send-to-event tail.
+            Backend::Postgres => pg_statement_sizes(sorted.len()),
+        };
         if sizes.len() <= 1 {
             // A single statement is a transaction of its own (on
             // PostgreSQL its trigger also announces the new rows).
@@ -876,7 +883,19 @@ const INSERT_SMALL: usize = 16;
 /// The larger sizes of [`INSERT_SMALL`]'s list, largest first.
 const INSERT_LARGE: [usize; 4] = [256, 128, 64, 32];
 
-/// The statement sizes that store `rows` rows, largest first.
+/// Most rows in one `INSERT` on PostgreSQL (15 parameters each, well
+/// under its 65,535).
+const PG_INSERT_CHUNK: usize = 500;
+
+/// The statement sizes that store `rows` rows on PostgreSQL.
+fn pg_statement_sizes(rows: usize) -> Vec<usize> {
+    (0..rows)
+        .step_by(PG_INSERT_CHUNK)
+        .map(|start| (rows - start).min(PG_INSERT_CHUNK))
+        .collect()
+}
+
+/// The statement sizes that store `rows` rows on SQLite, largest first.
 fn statement_sizes(mut rows: usize) -> Vec<usize> {
     let mut sizes = Vec::new();
     for shape in INSERT_LARGE {
@@ -1269,6 +1288,9 @@ mod tests {
                 .iter()
                 .all(|s| *s <= INSERT_SMALL || INSERT_LARGE.contains(s)));
             assert!(sizes.len() <= rows / 256 + 5, "{rows}: {sizes:?}");
+            let pg = pg_statement_sizes(rows);
+            assert_eq!(pg.iter().sum::<usize>(), rows);
+            assert_eq!(pg.len(), rows.div_ceil(PG_INSERT_CHUNK));
         }
     }
 
