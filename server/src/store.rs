@@ -316,9 +316,9 @@ impl Store {
         let mut inserted = HashMap::with_capacity(batch.len());
         let sizes = match self.backend {
             Backend::Sqlite => statement_sizes(sorted.len()),
-            // One statement per PG_INSERT_CHUNK rows: each more statement
-            // is another round trip inside the transaction, and across
-            // instances that lengthened the send-to-event tail.
+            // One statement per PG_INSERT_CHUNK rows, as before: each more
+            // statement is another round trip inside the transaction, and
+            // the fixed sizes were measured on SQLite only.
             Backend::Postgres => pg_statement_sizes(sorted.len()),
         };
         if sizes.len() <= 1 {
