@@ -183,9 +183,8 @@ struct Offered {
 #[derive(Clone)]
 pub struct Early {
     tx: mpsc::Sender<Offered>,
-    /// Tells whom a stream here watches; `None` with a shared store, whose
-    /// watchers may be on any instance (no send waits then).
-    hub: Option<Hub>,
+    /// Tells whom a stream here watches.
+    hub: Hub,
     ledger: Ledger,
     /// Told what is handed over and what came of it, so the consumer need
     /// not fetch what early delivery stored.
@@ -210,7 +209,7 @@ impl Early {
         let task = run(rx, writer, ledger.clone(), demand.clone(), shutdown);
         let early = Self {
             tx,
-            hub: (!shared).then_some(hub),
+            hub,
             ledger,
             demand,
             shared,
@@ -241,10 +240,9 @@ impl Early {
             let offered = Offered {
                 notification: notification.clone(),
                 source,
-                urgent: self
-                    .hub
-                    .as_ref()
-                    .is_none_or(|hub| hub.is_watched(notification.to.id)),
+                // With a shared store the watcher may be on any instance:
+                // no send waits then.
+                urgent: self.shared || self.hub.is_watched(notification.to.id),
             };
             if self.tx.try_send(offered).is_ok() {
                 return true;

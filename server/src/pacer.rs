@@ -59,11 +59,11 @@ const SECOND_LOOK_AFTER: Duration = Duration::from_millis(20);
 
 /// Longest wait between two looks at the same records before a paused
 /// consumer fetches them: each look that still finds one of them missing
-/// waits twice as long (20, 40, 80 ms). Under load a send's acknowledgement can reach
-/// early delivery tens of ms after the broker counts the record, and a
-/// fetch resumed for such a record reads every record after it as well,
-/// holding up tansu's produce requests behind it (a 0.3-1.4 s p99 in one
-/// round of three, docs/bench/cost.md). A record of another producer
+/// waits twice as long (20, 40, 80 ms). Under load a send's
+/// acknowledgement can reach early delivery tens of ms after the broker
+/// counts the record, and a fetch resumed for such a record reads every
+/// record after it as well, holding up tansu's produce requests behind it
+/// (a 0.3-1.4 s p99 in one round in two, docs/bench/cost.md). A record of another producer
 /// waits this much longer to be fetched.
 const RECHECK_MAX: Duration = Duration::from_millis(80);
 
@@ -336,11 +336,7 @@ impl Pacer {
     /// A wake-up (this instance produced, or partitions were assigned):
     /// resume if paused.
     pub async fn woken(&mut self, consumer: &Arc<GroupConsumer>) {
-        if self.demand.take_reassigned() {
-            // Positions learnt on partitions owned before are stale.
-            self.next.clear();
-            self.seek.clear();
-        }
+        self.forget_if_reassigned();
         self.recheck = None;
         if self.is_paused() {
             self.resume(consumer).await;
@@ -350,13 +346,19 @@ impl Pacer {
         };
     }
 
-    /// The time [`Self::due_at`] named has come: ask the broker whether
-    /// records wait, then pause or resume accordingly.
-    pub async fn due(&mut self, consumer: &Arc<GroupConsumer>) {
+    /// After a rebalance, positions learnt on partitions owned before are
+    /// stale: forget them.
+    fn forget_if_reassigned(&mut self) {
         if self.demand.take_reassigned() {
             self.next.clear();
             self.seek.clear();
         }
+    }
+
+    /// The time [`Self::due_at`] named has come: ask the broker whether
+    /// records wait, then pause or resume accordingly.
+    pub async fn due(&mut self, consumer: &Arc<GroupConsumer>) {
+        self.forget_if_reassigned();
         self.advance(consumer);
         self.last_look = Instant::now();
         let (ends, pending) = self.demand.snapshot();
