@@ -90,6 +90,15 @@ pub struct Stored {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where notifications are inserted and their state changed. With
+    /// SQLite a pool of one connection of its own: a connection drops its
+    /// whole page cache when it finds the database changed by another, so
+    /// writes that went to whichever pooled connection was free read the
+    /// same index pages back from the WAL time after time (a `pread` every
+    /// few rows under load; docs/bench/cost.md). One writer keeps them warm,
+    /// and SQLite takes one writer at a time anyway. With PostgreSQL, the
+    /// shared pool.
+    writes: AnyPool,
     backend: Backend,
     /// Held from a write until its events are published in process, so
     /// streams see changes in write order. Only taken with SQLite (one
@@ -132,14 +141,29 @@ impl Store {
     pub async fn open(url: &str) -> Result<Self, StartError> {
         let backend = Backend::of_url(url)?;
         sqlx::any::install_default_drivers();
-        let pool = match backend {
+        let (pool, writes) = match backend {
             Backend::Sqlite => open_sqlite(url).await?,
             Backend::Postgres => {
-                AnyPoolOptions::new()
+                let pool = AnyPoolOptions::new()
                     .max_connections(10)
                     .acquire_timeout(Duration::from_secs(10))
+                    // sqlx pings every connection before handing it out,
+                    // a round trip to the database per query. Only one
+                    // that sat idle is checked (the database may have
+                    // restarted since); a busy one that breaks fails its
+                    // query, and the pool replaces it.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect(url)
-                    .await?
+                    .await?;
+                (pool.clone(), pool)
             }
         };
         let migrations = match backend {
@@ -149,6 +173,7 @@ impl Store {
         migrations.run(&pool).await?;
         Ok(Self {
             pool,
+            writes,
             backend,
             writer: Arc::new(Mutex::new(())),
         })
@@ -300,10 +325,8 @@ impl Store {
     ///
     /// Multi-row `INSERT`s: sqlx runs SQLite on a thread of its own, and a
     /// statement per row cost two thread hand-offs per notification. With
-    /// SQLite, of the sizes [`statement_sizes`] allows: a statement of
-    /// exactly the batch's size was a new text almost every time, and
-    /// SQLite compiled it again (5 % of Herald's CPU per send, measured
-    /// with perf); with PostgreSQL, up to [`PG_INSERT_CHUNK`] rows each. Rows go
+    /// SQLite, one of the shapes [`INSERT_SHAPES`] lists (why there);
+    /// with PostgreSQL, up to [`PG_INSERT_CHUNK`] rows each. Rows go
     /// in sorted by recipient (keeping each recipient's order), so
     /// PostgreSQL writers lock recipients in one global order and never
     /// deadlock.
@@ -314,24 +337,18 @@ impl Store {
         let mut sorted: Vec<&(Notification, Source)> = batch.iter().collect();
         sorted.sort_by_key(|(n, _)| n.to.id);
         let mut inserted = HashMap::with_capacity(batch.len());
-        let sizes = match self.backend {
-            Backend::Sqlite => statement_sizes(sorted.len()),
-            // One statement per PG_INSERT_CHUNK rows, as before: each more
-            // statement is another round trip inside the transaction, and
-            // the fixed sizes were measured on SQLite only.
-            Backend::Postgres => pg_statement_sizes(sorted.len()),
-        };
-        if sizes.len() <= 1 {
+        let plan = statement_plan(self.backend, sorted.len());
+        if let [(_, shape)] = plan[..] {
             // A single statement is a transaction of its own (on
             // PostgreSQL its trigger also announces the new rows).
-            let mut conn = self.pool.acquire().await?;
-            insert_rows(self.backend, &mut conn, &sorted, &mut inserted).await?;
-        } else {
-            let mut tx = self.pool.begin().await?;
+            let mut conn = self.writes.acquire().await?;
+            insert_rows(self.backend, &mut conn, &sorted, shape, &mut inserted).await?;
+        } else if !plan.is_empty() {
+            let mut tx = self.writes.begin().await?;
             let mut rest = &sorted[..];
-            for size in sizes {
-                let (rows, after) = rest.split_at(size);
-                insert_rows(self.backend, &mut tx, rows, &mut inserted).await?;
+            for (take, shape) in plan {
+                let (rows, after) = rest.split_at(take);
+                insert_rows(self.backend, &mut tx, rows, shape, &mut inserted).await?;
                 rest = after;
             }
             tx.commit().await?;
@@ -443,7 +460,7 @@ impl Store {
         if !storable(id) {
             return Ok(None);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         // Only rows whose state differs are touched, so a no-op changes no
         // counts and sends no event.
         let changed = sqlx::query(
@@ -498,7 +515,7 @@ impl Store {
         if !storable(id) {
             return Ok(None);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let owner: Option<i64> = sqlx::query_scalar(
             "UPDATE notifications SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL
              RETURNING recipient_id",
@@ -527,7 +544,7 @@ impl Store {
     /// the newest one it covers and the counts, or `None` when nothing was
     /// unread.
     pub async fn read_all(&self, user_id: i64) -> Result<Option<(String, Counts)>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let through: Option<(i64, String)> = sqlx::query_as(
             "SELECT seq, id FROM notifications
              WHERE recipient_id = $1 AND deleted_at IS NULL AND read_at IS NULL
@@ -805,14 +822,17 @@ impl Store {
 
     /// Close the pool, waiting for running queries.
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 }
 
-/// Open a SQLite file through the Any driver. The Any driver takes only a
-/// URL, so the settings that `SqliteConnectOptions` would carry are applied
-/// per connection.
-async fn open_sqlite(url: &str) -> Result<AnyPool, StartError> {
+/// Open a SQLite file through the Any driver: the shared pool, and the
+/// writer's pool of one connection (the same pool for an in-memory
+/// database, which exists once per connection). The Any driver takes only
+/// a URL, so the settings that `SqliteConnectOptions` would carry are
+/// applied per connection.
+async fn open_sqlite(url: &str) -> Result<(AnyPool, AnyPool), StartError> {
     let options = SqliteConnectOptions::from_str(url)?;
     let file = options.get_filename();
     let in_memory = file == Path::new(":memory:");
@@ -847,69 +867,100 @@ async fn open_sqlite(url: &str) -> Result<AnyPool, StartError> {
             format!("{url}?mode=rwc")
         }
     };
-    let pool = AnyPoolOptions::new()
-        .max_connections(8)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                // WAL lets the API read while the consumer writes. FULL
-                // sync: an offset is committed to Kafka right after the
-                // write, so the write must survive a power cut, not just a
-                // process crash.
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA busy_timeout = 5000;",
-                )
-                .await?;
-                Ok(())
+    let options = |max| {
+        AnyPoolOptions::new()
+            .max_connections(max)
+            // sqlx pings a pooled connection before handing it out, one
+            // more trip to SQLite's thread per query; a connection to a
+            // local file cannot have been dropped by the other end.
+            .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets the API read while the consumer writes. FULL
+                    // sync: an offset is committed to Kafka right after the
+                    // write, so the write must survive a power cut, not just a
+                    // process crash. Temporary storage in memory: a multi-row
+                    // insert keeps a statement journal (to undo itself if a row
+                    // fails), and past 64 KiB SQLite spills it to a temporary
+                    // file, one `pwrite` per page, which cost more system calls
+                    // than the database's own writes (docs/bench/cost.md). It
+                    // holds at most the pages one statement changes.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;",
+                    )
+                    .await?;
+                    Ok(())
+                })
             })
-        })
-        .connect(&url)
-        .await?;
-    Ok(pool)
+    };
+    let pool = options(8).connect(&url).await?;
+    let writes = if in_memory {
+        pool.clone()
+    } else {
+        // Lazily: the migrations run on the shared pool first.
+        options(1).connect_lazy(&url)?
+    };
+    Ok((pool, writes))
 }
+
+/// How long a PostgreSQL connection may sit in the pool before it is
+/// pinged on its way out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// Most ids in one `SELECT ... IN (...)`.
 const ID_LIST_MAX: usize = 500;
 
-/// The row counts a multi-row `INSERT` of notifications comes in: any
-/// up to this one, then the powers of two up to 256 ([`INSERT_LARGE`]). A batch is cut
-/// into the fewest statements of these sizes. Few shapes, so each
-/// connection compiles each once and keeps it in its statement cache; a
-/// small batch (most of them, at a few thousand sends per second) is still
-/// one statement, as each more is another trip to SQLite's thread. 256
-/// rows of 15 parameters stay under SQLite's 32,766 and PostgreSQL's
-/// 65,535.
+/// Batches of up to this many rows go in one `INSERT` of exactly their
+/// size.
 const INSERT_SMALL: usize = 16;
-/// The larger sizes of [`INSERT_SMALL`]'s list, largest first.
-const INSERT_LARGE: [usize; 4] = [256, 128, 64, 32];
+/// The row counts (shapes) a larger `INSERT` of notifications has on
+/// SQLite, each at most 1.5 times the one before. A batch is one statement
+/// of the smallest shape that holds it, the rows after its last repeating
+/// the last (`ON CONFLICT (id) DO NOTHING` skips the copies, so they store
+/// nothing and fire no trigger). Why:
+/// - few statement texts, so the writer's connection compiles each once and
+///   keeps it cached: a statement of exactly each batch's size was a new
+///   text almost every time, and compiling it cost 5 % of Herald's CPU per
+///   send;
+/// - one statement, so no transaction around several: inside one SQLite
+///   keeps a statement journal for each (to undo it alone if a row fails),
+///   copying every page it changes (4 MiB/s spilled to a temporary file
+///   under wrk; docs/bench/cost.md).
+///
+/// The copies cost at most half a batch of bound parameters more. 512 rows
+/// of 15 parameters stay under SQLite's 32,766.
+const INSERT_SHAPES: [usize; 10] = [24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
 
 /// Most rows in one `INSERT` on PostgreSQL (15 parameters each, well
 /// under its 65,535).
 const PG_INSERT_CHUNK: usize = 500;
 
-/// The statement sizes that store `rows` rows on PostgreSQL.
-fn pg_statement_sizes(rows: usize) -> Vec<usize> {
+/// How `rows` rows are stored: per statement, how many rows it takes and
+/// how many it has (its shape; more than it takes when padded).
+fn statement_plan(backend: Backend, rows: usize) -> Vec<(usize, usize)> {
+    let (chunk, shape_of): (usize, fn(usize) -> usize) = match backend {
+        // Exact sizes: each more statement is another round trip inside
+        // the transaction, and the fixed shapes were measured on SQLite.
+        Backend::Postgres => (PG_INSERT_CHUNK, |take| take),
+        Backend::Sqlite => (INSERT_SHAPES[INSERT_SHAPES.len() - 1], |take| {
+            if take <= INSERT_SMALL {
+                take
+            } else {
+                INSERT_SHAPES
+                    .into_iter()
+                    .find(|shape| *shape >= take)
+                    .unwrap_or(take)
+            }
+        }),
+    };
     (0..rows)
-        .step_by(PG_INSERT_CHUNK)
-        .map(|start| (rows - start).min(PG_INSERT_CHUNK))
+        .step_by(chunk)
+        .map(|start| {
+            let take = (rows - start).min(chunk);
+            (take, shape_of(take))
+        })
         .collect()
-}
-
-/// The statement sizes that store `rows` rows on SQLite, largest first.
-fn statement_sizes(mut rows: usize) -> Vec<usize> {
-    let mut sizes = Vec::new();
-    for shape in INSERT_LARGE {
-        while rows >= shape {
-            sizes.push(shape);
-            rows -= shape;
-        }
-    }
-    while rows > 0 {
-        let size = rows.min(INSERT_SMALL);
-        sizes.push(size);
-        rows -= size;
-    }
-    sizes
 }
 
 /// SQL text and its arguments, built together, with the placeholders the
@@ -965,12 +1016,19 @@ impl Sql {
     }
 }
 
+/// One `INSERT` of `shape` rows: `rows`, then copies of the last one (see
+/// [`INSERT_SHAPES`]). Records the `seq` of each row it stored.
 async fn insert_rows<'a>(
     backend: Backend,
     conn: &mut AnyConnection,
     rows: &[&'a (Notification, Source)],
+    shape: usize,
     inserted: &mut HashMap<&'a str, i64>,
 ) -> Result<(), sqlx::Error> {
+    let Some(last) = rows.last() else {
+        return Ok(());
+    };
+    let padding = std::iter::repeat_n(last, shape.saturating_sub(rows.len()));
     let mut q = Sql::new(
         backend,
         "INSERT INTO notifications
@@ -978,7 +1036,7 @@ async fn insert_rows<'a>(
              created_at, kafka_partition, kafka_offset, category, priority,
              sender_kind, title, link, actions) VALUES ",
     );
-    for (i, (n, src)) in rows.iter().enumerate() {
+    for (i, (n, src)) in rows.iter().chain(padding).enumerate() {
         q.push(if i == 0 { "(" } else { ", (" });
         q.bind(n.id.clone()).push(", ");
         q.bind(n.to.id).push(", ");
@@ -1275,33 +1333,51 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_cut_into_few_statements_of_few_sizes() {
-        assert_eq!(statement_sizes(0), Vec::<usize>::new());
-        assert_eq!(statement_sizes(1), [1]);
-        assert_eq!(statement_sizes(16), [16]);
-        assert_eq!(statement_sizes(21), [16, 5]);
-        assert_eq!(statement_sizes(500), [256, 128, 64, 32, 16, 4]);
+    fn a_batch_is_one_statement_of_few_shapes() {
+        let sqlite = |rows| statement_plan(Backend::Sqlite, rows);
+        assert_eq!(sqlite(0), []);
+        assert_eq!(sqlite(1), [(1, 1)]);
+        assert_eq!(sqlite(16), [(16, 16)]);
+        assert_eq!(sqlite(21), [(21, 24)]);
+        assert_eq!(sqlite(250), [(250, 256)]);
+        assert_eq!(sqlite(600), [(512, 512), (88, 96)]);
         for rows in 0..2_000 {
-            let sizes = statement_sizes(rows);
-            assert_eq!(sizes.iter().sum::<usize>(), rows);
-            assert!(sizes
-                .iter()
-                .all(|s| *s <= INSERT_SMALL || INSERT_LARGE.contains(s)));
-            assert!(sizes.len() <= rows / 256 + 5, "{rows}: {sizes:?}");
-            let pg = pg_statement_sizes(rows);
-            assert_eq!(pg.iter().sum::<usize>(), rows);
+            let plan = sqlite(rows);
+            assert_eq!(plan.iter().map(|(take, _)| take).sum::<usize>(), rows);
+            assert_eq!(plan.len(), rows.div_ceil(512), "{rows}: {plan:?}");
+            for &(take, shape) in &plan {
+                assert!(take <= shape && 2 * shape <= 3 * take, "{rows}: {plan:?}");
+                assert!(shape <= INSERT_SMALL || INSERT_SHAPES.contains(&shape));
+            }
+            let pg = statement_plan(Backend::Postgres, rows);
+            assert!(pg.iter().all(|(take, shape)| take == shape));
+            assert_eq!(pg.iter().map(|(take, _)| take).sum::<usize>(), rows);
             assert_eq!(pg.len(), rows.div_ceil(PG_INSERT_CHUNK));
         }
     }
 
     async fn large_batches(store: &Store) {
-        let batch: Vec<_> = (0..INSERT_LARGE[0] as i64 * 3 + 21)
+        // Three full statements in one transaction, then a padded one.
+        let batch: Vec<_> = (0..INSERT_SHAPES[INSERT_SHAPES.len() - 1] as i64 * 3 + 21)
             .map(|i| (n(&format!("n{i}"), 3), src(i)))
             .collect();
         let seqs = store.insert_batch(&batch).await.unwrap();
         assert!(seqs.iter().all(Option::is_some));
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(store.counts(3).await.unwrap().total, batch.len() as i64);
+        // One padded statement (40 rows in a 48-row shape on SQLite) whose
+        // last row (rows go in by recipient) is already stored: the copies
+        // store nothing and count nothing.
+        let mut batch: Vec<_> = (0..39)
+            .map(|i| (n(&format!("p{i}"), 4), src(2_000 + i)))
+            .collect();
+        batch.push((n("n0", 9), src(0)));
+        let seqs = store.insert_batch(&batch).await.unwrap();
+        assert!(seqs[..39].iter().all(Option::is_some));
+        assert_eq!(seqs[39], None);
+        assert_eq!(store.counts(4).await.unwrap().total, 39);
+        assert_eq!(store.counts(9).await.unwrap().total, 0);
+        assert_eq!(store.counts(3).await.unwrap().total, 3 * 512 + 21);
     }
 
     fn ids(page: &StoredPage) -> Vec<&str> {
