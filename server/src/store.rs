@@ -147,20 +147,12 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(10)
                     .acquire_timeout(Duration::from_secs(10))
-                    // sqlx pings every connection before handing it out,
-                    // a round trip to the database per query. Only one
-                    // that sat idle is checked (the database may have
-                    // restarted since); a busy one that breaks fails its
-                    // query, and the pool replaces it.
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= PING_AFTER_IDLE {
-                                sqlx::Connection::ping(conn).await?;
-                            }
-                            Ok(true)
-                        })
-                    })
+                    // sqlx pings each connection before handing it out (a
+                    // round trip per query). Kept: after a database restart
+                    // it is what replaces the dropped connections without
+                    // failing a request (skipping it for connections used
+                    // in the last 5 s answered 503 to the first query on
+                    // such a connection; docs/bench/cost.md).
                     .connect(url)
                     .await?;
                 (pool.clone(), pool)
@@ -903,10 +895,6 @@ async fn open_sqlite(url: &str) -> Result<(AnyPool, AnyPool), StartError> {
     };
     Ok((pool, writes))
 }
-
-/// How long a PostgreSQL connection may sit in the pool before it is
-/// pinged on its way out.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// Most ids in one `SELECT ... IN (...)`.
 const ID_LIST_MAX: usize = 500;
