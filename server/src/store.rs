@@ -94,8 +94,8 @@ pub struct Store {
     /// SQLite a pool of one connection of its own: a connection drops its
     /// whole page cache when it finds the database changed by another, so
     /// writes that went to whichever pooled connection was free read the
-    /// same index pages back from the WAL time after time (a `pread` every
-    /// few rows under load; docs/bench/cost.md). One writer keeps them warm,
+    /// same index pages back from the WAL time after time (a `pread` per
+    /// ten rows under load; docs/bench/cost.md). One writer keeps them warm,
     /// and SQLite takes one writer at a time anyway. With PostgreSQL, the
     /// shared pool.
     writes: AnyPool,
@@ -812,7 +812,7 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Close the pool, waiting for running queries.
+    /// Close the pools, waiting for running queries.
     pub async fn close(&self) {
         self.writes.close().await;
         self.pool.close().await;
@@ -871,15 +871,16 @@ async fn open_sqlite(url: &str) -> Result<(AnyPool, AnyPool), StartError> {
                     // WAL lets the API read while the consumer writes. FULL
                     // sync: an offset is committed to Kafka right after the
                     // write, so the write must survive a power cut, not just a
-                    // process crash. Temporary storage in memory: a multi-row
-                    // insert keeps a statement journal (to undo itself if a row
-                    // fails), and past 64 KiB SQLite spills it to a temporary
-                    // file, one `pwrite` per page, which cost more system calls
-                    // than the database's own writes (docs/bench/cost.md). It
-                    // holds at most the pages one statement changes.
+                    // process crash. Temporary storage in memory: each
+                    // statement of a transaction of several keeps a
+                    // statement journal (to undo it alone if a row fails),
+                    // and past 64 KiB SQLite spills it to a temporary file,
+                    // one `pwrite` per page (more system calls than the
+                    // database's own writes; docs/bench/cost.md). It holds
+                    // at most the pages one statement changes.
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;",
+                         PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;",
                     )
                     .await?;
                     Ok(())
@@ -913,8 +914,8 @@ const INSERT_SMALL: usize = 16;
 ///   send;
 /// - one statement, so no transaction around several: inside one SQLite
 ///   keeps a statement journal for each (to undo it alone if a row fails),
-///   copying every page it changes (4 MiB/s spilled to a temporary file
-///   under wrk; docs/bench/cost.md).
+///   copying every page it changes (about 2 MiB/s spilled to a temporary
+///   file under wrk; docs/bench/cost.md).
 ///
 /// The copies cost at most half a batch of bound parameters more. 512 rows
 /// of 15 parameters stay under SQLite's 32,766.
