@@ -135,3 +135,28 @@ stop_postgres() {
   pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
   PG_DIR=
 }
+
+# cpu_ticks PID...: user+system clock ticks of the processes so far.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
+# write_send_workload FILE: the cost issue's wrk script (POST /send, form
+# body, Bruno to Emma, Rick and Lena in turn), shared by bench-cost and
+# bench-go-design so that both designs get the same requests.
+write_send_workload() {
+  cat >"$1" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local to = { 1, 3, 4 }
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, "/send", nil, "fromID=2&toID=" .. to[i % 3 + 1] .. "&message=wrk+send+" .. i)
+end
+LUA
+}
