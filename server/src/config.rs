@@ -291,8 +291,9 @@ pub struct Config {
     #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_read_timeout_ms: u64,
 
-    /// Time limit of every request except the event streams (the body
-    /// read included), in milliseconds; past it the answer is 503.
+    /// Time limit for every answer to start (the body read included), in
+    /// milliseconds; past it the answer is 503. An event stream's events
+    /// are not timed, only its opening.
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
 

@@ -23,7 +23,6 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use app::model::ServiceError;
@@ -52,20 +51,24 @@ impl AllowedOrigins {
     }
 }
 
-/// Middleware: refuse unsafe cross-site requests with 403 (JSON).
-pub async fn check(State(allowed): State<AllowedOrigins>, req: Request, next: Next) -> Response {
-    match verdict(&req, &allowed) {
-        Ok(()) => next.run(req).await,
-        Err(why) => {
-            metrics::counter!("herald_cross_site_refused_total").increment(1);
-            tracing::info!(method = %req.method(), path = req.uri().path(), why, "cross-site request refused");
-            AppError::Service(ServiceError::Forbidden(format!(
-                "cross-site request refused: {why}; send `Authorization: Bearer <token>` \
-                 from other sites, or list the site in HERALD_ALLOWED_ORIGINS"
-            )))
-            .into_response()
-        }
-    }
+/// Middleware (`axum::middleware::map_request`): refuse unsafe cross-site
+/// requests with 403 (JSON), pass the others on unchanged. A request map
+/// rather than `from_fn`, which boxes the rest of the stack into a `Next`
+/// for every request.
+pub async fn check(
+    State(allowed): State<AllowedOrigins>,
+    req: Request,
+) -> Result<Request, Response> {
+    let Err(why) = verdict(&req, &allowed) else {
+        return Ok(req);
+    };
+    metrics::counter!("herald_cross_site_refused_total").increment(1);
+    tracing::info!(method = %req.method(), path = req.uri().path(), why, "cross-site request refused");
+    Err(AppError::Service(ServiceError::Forbidden(format!(
+        "cross-site request refused: {why}; send `Authorization: Bearer <token>` \
+         from other sites, or list the site in HERALD_ALLOWED_ORIGINS"
+    )))
+    .into_response())
 }
 
 fn verdict(req: &Request, allowed: &AllowedOrigins) -> Result<(), &'static str> {

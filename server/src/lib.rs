@@ -118,9 +118,29 @@ use service::{Limits, RateLimit, Service};
 use store::Store;
 use writer::Writer;
 
-/// State shared by all handlers; cheap to clone.
+/// State shared by all handlers: one `Arc`, because axum clones the state
+/// for every request (a clone of the fields themselves, Leptos' options
+/// among them, was a measurable part of a send's cost).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Settings>);
+
+impl AppState {
+    /// Share `settings` with every handler.
+    pub fn new(settings: Settings) -> Self {
+        Self(Arc::new(settings))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Settings {
     /// The service layer.
     pub service: Service,
     /// Leptos site settings (output name, site root, address).
@@ -133,7 +153,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Other sites allowed to make unsafe requests with the cookie.
     pub allowed_origins: csrf::AllowedOrigins,
-    /// Time limit of every request but the event streams.
+    /// Time limit for every answer to start.
     pub request_timeout: Duration,
     /// Readiness and metrics are served on `HERALD_OPS_ADDR`, not here.
     pub ops_apart: bool,
@@ -335,7 +355,7 @@ pub async fn start(
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
-    let state = AppState {
+    let state = AppState::new(Settings {
         max_body_bytes: cfg.max_body_bytes,
         allowed_origins: csrf::AllowedOrigins::new(&cfg.allowed_origins),
         request_timeout: Duration::from_millis(cfg.request_timeout_ms.max(1)),
@@ -344,7 +364,7 @@ pub async fn start(
         leptos_options,
         shutdown: shutdown.clone(),
         keepalive: Duration::from_secs(cfg.sse_keepalive_secs.max(1)),
-    };
+    });
     let limits = serve::ConnLimits {
         header_read_timeout: Duration::from_millis(cfg.header_read_timeout_ms.max(1)),
         max_connections: cfg.max_connections,

@@ -30,10 +30,6 @@ use crate::{auth, csrf, rest, sse, telemetry, AppState};
 pub fn app(state: AppState) -> Router {
     let page_routes = generate_route_list(App);
     let ui_service: SharedService = Arc::new(state.service.clone());
-    // Every request but the event streams has a time limit: a handler
-    // stuck on the store, or a body trickling in, ends as a 503.
-    let timeout =
-        || TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.request_timeout);
     let (requests, mut doc) = request_routes().split_for_parts();
     let (streams, stream_doc) = stream_routes().split_for_parts();
     let (ops, ops_doc) = ops_routes().split_for_parts();
@@ -46,7 +42,7 @@ pub fn app(state: AppState) -> Router {
     } else {
         requests.merge(ops)
     };
-    let api = requests.layer(timeout()).merge(streams);
+    let api = requests.merge(streams);
     // The pages and the server functions. Server functions read their
     // bodies without axum's extractor limit, so they get tower-http's.
     let ui = Router::new()
@@ -60,8 +56,7 @@ pub fn app(state: AppState) -> Router {
             },
         )
         .layer(RequestBodyLimitLayer::new(state.max_body_bytes))
-        .layer(axum::middleware::map_response(server_fn_status))
-        .layer(timeout());
+        .layer(axum::middleware::map_response(server_fn_status));
     let doc = Arc::new(document(doc));
     let routes = api
         .route(
@@ -73,26 +68,39 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/{*rest}", any(rest::ops::api_not_found))
         .route("/api/", any(rest::ops::api_not_found))
-        // Bodies read by the REST extractors stop at the limit (413, JSON).
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .merge(ui)
         .method_not_allowed_fallback(rest::ops::method_not_allowed)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
     let origins = state.allowed_origins.clone();
-    // What every answer gets, wrapped once around the whole router rather
-    // than with `Router::layer`, which wraps each route: a request then
-    // cloned (and boxed) the stack of every layer on its way in, a
+    let timeout = state.request_timeout;
+    let max_body_bytes = state.max_body_bytes;
+    // What every request and answer gets, wrapped once around the whole
+    // router. `Router::layer` would wrap each route instead, and then a
+    // request clones (and boxes) every layer's service on its way in, a
     // measurable share of the CPU a send costs (docs/bench/cost.md).
     let everywhere = tower::ServiceBuilder::new()
         .layer(TraceLayer::new_for_http())
         .layer(strict(header::REFERRER_POLICY, "same-origin"))
-        .layer(axum::middleware::from_fn_with_state(origins, csrf::check))
+        .layer(axum::middleware::map_request_with_state(
+            origins,
+            csrf::check,
+        ))
         .layer(strict(
             header::CONTENT_SECURITY_POLICY,
             "frame-ancestors 'none'",
         ))
         .layer(strict(header::X_FRAME_OPTIONS, "DENY"))
         .layer(strict(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        // Every answer must start within the time limit: a handler stuck
+        // on the store, or a body trickling in, ends as a 503. It times
+        // the answer's start, not its body, so an event stream (whose
+        // handler answers at once) stays open.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        // Bodies read by the REST extractors stop at the limit (413, JSON).
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .service(routes.with_state(state));
     Router::new().fallback_service(everywhere)
 }
