@@ -2,14 +2,20 @@
 //! annotations), the OpenAPI document, the SSE stream, the Leptos pages and
 //! server functions, and static files.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::routing::{any, get};
+use axum::BoxError;
 use axum::Router;
+use hyper::body::Body as HttpBody;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower::Service;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -26,8 +32,23 @@ use app::ui::{shell, App};
 use crate::{auth, csrf, rest, sse, telemetry, AppState};
 
 /// The whole HTTP surface: seed routes, JSON API, SSE, the Leptos app and
-/// its server functions, static files.
-pub fn app(state: AppState) -> Router {
+/// its server functions, static files; what [`crate::serve::serve`] runs on
+/// every connection.
+///
+/// A tower service rather than a `Router`: the layers every answer gets
+/// wrap the router once (see below), and wrapping them into a `Router`
+/// again would match every path twice and box every answer's body.
+pub fn app(
+    state: AppState,
+) -> impl Service<
+    Request,
+    Response = Response<impl HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
     let page_routes = generate_route_list(App);
     let ui_service: SharedService = Arc::new(state.service.clone());
     let (requests, mut doc) = request_routes().split_for_parts();
@@ -78,7 +99,7 @@ pub fn app(state: AppState) -> Router {
     // router. `Router::layer` would wrap each route instead, and then a
     // request clones (and boxes) every layer's service on its way in, a
     // measurable share of the CPU a send costs (docs/bench/cost.md).
-    let everywhere = tower::ServiceBuilder::new()
+    tower::ServiceBuilder::new()
         .layer(TraceLayer::new_for_http())
         .layer(strict(header::REFERRER_POLICY, "same-origin"))
         .layer(axum::middleware::map_request_with_state(
@@ -101,8 +122,7 @@ pub fn app(state: AppState) -> Router {
         ))
         // Bodies read by the REST extractors stop at the limit (413, JSON).
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .service(routes.with_state(state));
-    Router::new().fallback_service(everywhere)
+        .service(routes.with_state(state))
 }
 
 /// One header set on every answer unless the handler set it. Together

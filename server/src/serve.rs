@@ -15,22 +15,25 @@
 //! - At shutdown the listener closes first, then every connection finishes
 //!   its request in flight (streams end themselves on the same signal).
 //!
-//! Each connection is served by the same `Router` value (an `Arc` inside):
-//! nothing is rebuilt per connection.
+//! Each connection is served by a clone of the same service (`Arc`s
+//! inside): nothing is rebuilt per connection.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::Router;
-use hyper::body::Incoming;
+use axum::body::Bytes;
+use axum::http::{Request, Response};
+use axum::BoxError;
+use hyper::body::{Body as HttpBody, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// Limits on connections (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -42,14 +45,19 @@ pub struct ConnLimits {
     pub max_connections: usize,
 }
 
-/// Serve `router` on `listener` until `shutdown` is cancelled, then wait
-/// for the open connections to finish.
-pub async fn serve(
+/// Serve `service` ([`crate::app`], or a `Router`) on `listener` until
+/// `shutdown` is cancelled, then wait for the open connections to finish.
+pub async fn serve<S, B>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     limits: ConnLimits,
     shutdown: CancellationToken,
-) {
+) where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
@@ -77,9 +85,9 @@ pub async fn serve(
         // Small SSE frames go out at once rather than after Nagle's delay.
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(
-            router
+            service
                 .clone()
-                .map_request(|req: hyper::Request<Incoming>| req.map(Body::new)),
+                .map_request(|req: Request<Incoming>| req.map(Body::new)),
         );
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
