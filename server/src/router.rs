@@ -17,7 +17,6 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower::Service;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -101,17 +100,11 @@ pub fn app(
     // measurable share of the CPU a send costs (docs/bench/cost.md).
     tower::ServiceBuilder::new()
         .layer(TraceLayer::new_for_http())
-        .layer(strict(header::REFERRER_POLICY, "same-origin"))
+        .map_response(strict)
         .layer(axum::middleware::map_request_with_state(
             origins,
             csrf::check,
         ))
-        .layer(strict(
-            header::CONTENT_SECURITY_POLICY,
-            "frame-ancestors 'none'",
-        ))
-        .layer(strict(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(strict(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         // Every answer must start within the time limit: a handler stuck
         // on the store, or a body trickling in, ends as a 503. It times
         // the answer's start, not its body, so an event stream (whose
@@ -125,12 +118,38 @@ pub fn app(
         .service(routes.with_state(state))
 }
 
-/// One header set on every answer unless the handler set it. Together
-/// they tell browsers to be strict: no MIME sniffing, never inside a frame
-/// (clickjacking), no full URL in the `Referer` sent to other sites. (Pages
-/// get their whole script policy, with a nonce, from the page shell.)
-fn strict(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+/// The headers every answer gets unless its handler set them. Together
+/// they tell browsers to be strict: no full URL in the `Referer` sent to
+/// other sites, never inside a frame (clickjacking), no MIME sniffing.
+/// (Pages get their whole script policy, with a nonce, from the page
+/// shell.)
+static STRICT: [(HeaderName, HeaderValue); 4] = [
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    ),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+];
+
+/// Add the [`STRICT`] headers the answer lacks. One map for all four
+/// rather than a `SetResponseHeaderLayer` each: every layer is one more
+/// service to clone and one more future to poll per request
+/// (docs/bench/cost.md). Outside the CSRF check, so its refusals get them
+/// too.
+fn strict<B>(mut res: Response<B>) -> Response<B> {
+    let headers = res.headers_mut();
+    for (name, value) in &STRICT {
+        headers.entry(name).or_insert_with(|| value.clone());
+    }
+    res
 }
 
 /// Server functions answer every error with 500 and the error in their
