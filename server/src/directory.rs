@@ -92,6 +92,11 @@ impl Directory {
 
     /// The entry of user `id`, if they exist (deactivated or not).
     pub async fn get(&self, id: i64) -> Result<Option<UserEntry>, sqlx::Error> {
+        // Every send asks for its sender and recipient: a cached entry is
+        // answered without building a map around it.
+        if let Some(entry) = self.cache.get(&id) {
+            return Ok(Some(entry));
+        }
         Ok(self.lookup(&[id]).await?.remove(&id))
     }
 

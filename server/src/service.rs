@@ -518,6 +518,10 @@ impl Service {
                 to.len()
             )));
         }
+        // Most sends have one recipient: no set and no map for it.
+        if let [id] = *to {
+            return Ok(vec![self.user(id).await?]);
+        }
         let mut seen = std::collections::HashSet::with_capacity(to.len());
         if let Some(twice) = to.iter().find(|id| !seen.insert(**id)) {
             return Err(ServiceError::Invalid(format!(
