@@ -56,6 +56,18 @@ async fn a_cross_site_page_cannot_send_mark_or_delete_with_the_cookie() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 403, "server function {path}");
+    // A refusal carries the strict browser headers like any other answer.
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        assert_eq!(
+            res.headers().get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{name}"
+        );
+    }
 
     // From Herald's own page the same requests work.
     let (status, sent) = call(
