@@ -518,7 +518,8 @@ impl Service {
                 to.len()
             )));
         }
-        // Most sends have one recipient: no set and no map for it.
+        // Most sends have one recipient: no set and no map for it, and an
+        // unknown one answers as the seed route does.
         if let [id] = *to {
             return Ok(vec![self.user(id).await?]);
         }
@@ -537,8 +538,7 @@ impl Service {
         to.iter()
             .map(|id| match found.remove(id) {
                 Some(e) if e.active => Ok(e.user),
-                _ if to.len() > 1 => Err(ServiceError::NotFound(format!("User not found: {id}"))),
-                _ => Err(ServiceError::UserNotFound),
+                _ => Err(ServiceError::NotFound(format!("User not found: {id}"))),
             })
             .collect()
     }
