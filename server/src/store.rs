@@ -330,23 +330,32 @@ impl Store {
         sorted.sort_by_key(|(n, _)| n.to.id);
         let mut inserted = HashMap::with_capacity(batch.len());
         let plan = statement_plan(self.backend, sorted.len());
-        if let [(_, shape)] = plan[..] {
-            // A single statement is a transaction of its own (on
-            // PostgreSQL its trigger also announces the new rows).
-            let mut conn = self.writes.acquire().await?;
-            insert_rows(self.backend, &mut conn, &sorted, shape, &mut inserted).await?;
-        } else if !plan.is_empty() {
-            let mut tx = self.writes.begin().await?;
-            let mut rest = &sorted[..];
-            for (take, shape) in plan {
-                let (rows, after) = rest.split_at(take);
-                insert_rows(self.backend, &mut tx, rows, shape, &mut inserted).await?;
-                rest = after;
+        match (self.backend, &plan[..]) {
+            (_, []) => {}
+            (Backend::Postgres, [(_, shape)]) => {
+                // A single statement is a transaction of its own; its
+                // trigger counts and announces the new rows.
+                let mut conn = self.writes.acquire().await?;
+                insert_rows(self.backend, &mut conn, &sorted, *shape, &mut inserted).await?;
             }
-            tx.commit().await?;
+            (backend, _) => {
+                let mut tx = self.writes.begin().await?;
+                let mut rest = &sorted[..];
+                let mut first_before = None;
+                for &(take, shape) in &plan {
+                    let (rows, after) = rest.split_at(take);
+                    let before = insert_rows(backend, &mut tx, rows, shape, &mut inserted).await?;
+                    first_before = first_before.or(before);
+                    rest = after;
+                }
+                if let Some(before) = first_before {
+                    count_new_rows(&mut tx, before).await?;
+                }
+                tx.commit().await?;
+            }
         }
-        // RETURNING order is unspecified: match rows by id. An id twice in
-        // one batch was stored once, for its first occurrence.
+        // An id twice in one batch was stored once, for its first
+        // occurrence.
         Ok(batch
             .iter()
             .map(|(n, _)| inserted.remove(n.id.as_str()))
@@ -912,10 +921,12 @@ const INSERT_SMALL: usize = 16;
 ///   keeps it cached: a statement of exactly each batch's size was a new
 ///   text almost every time, and compiling it cost 5 % of Herald's CPU per
 ///   send;
-/// - one statement, so no transaction around several: inside one SQLite
-///   keeps a statement journal for each (to undo it alone if a row fails),
-///   copying every page it changes (about 2 MiB/s spilled to a temporary
-///   file under wrk; docs/bench/cost.md).
+/// - one statement rather than several: in the batch's transaction (which
+///   also updates the counts, see [`count_new_rows`]) SQLite keeps a
+///   statement journal for each (to undo it alone if a row fails), copying
+///   every page it changes. `temp_store = MEMORY` keeps that journal off
+///   the disk (it was about 2 MiB/s spilled to a temporary file under wrk);
+///   it costs about 2 % of a batch's instructions (docs/bench/cost.md).
 ///
 /// The copies cost at most half a batch of bound parameters more. 512 rows
 /// of 15 parameters stay under SQLite's 32,766.
@@ -1011,15 +1022,29 @@ impl<'q> Sql<'q> {
 
 /// One `INSERT` of `shape` rows: `rows`, then copies of the last one (see
 /// [`INSERT_SHAPES`]). Records the `seq` of each row it stored.
+///
+/// PostgreSQL says which rows it stored with `RETURNING`. SQLite is told
+/// not to: sqlx's worker thread hands each returned row to the async side
+/// through a bounded channel of its own, so a batch of a few hundred rows
+/// cost dozens of thread wake-ups (0.3 `futex` calls per send on that
+/// thread; docs/bench/cost.md). It answers two rows instead, whatever the
+/// batch's size: the highest `seq` before the insert, and after it the
+/// number of rows stored and the last one's `seq`. The writes are in one
+/// connection's order, so the rows this statement stored are those above
+/// the first figure; when all of them were stored (the usual case: no
+/// redelivery, no id twice in the batch) they took the next `seq`s in
+/// statement order, and nothing more is read. Otherwise a third query
+/// reads the new rows' ids. Returns that first figure (SQLite only), from
+/// which [`count_new_rows`] counts the batch's new rows.
 async fn insert_rows<'a>(
     backend: Backend,
     conn: &mut AnyConnection,
     rows: &[&'a (Notification, Source)],
     shape: usize,
     inserted: &mut HashMap<&'a str, i64>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<i64>, sqlx::Error> {
     let Some(last) = rows.last() else {
-        return Ok(());
+        return Ok(None);
     };
     let padding = std::iter::repeat_n(last, shape.saturating_sub(rows.len()));
     // The texts made here outlive the statement, so they are bound by
@@ -1039,6 +1064,12 @@ async fn insert_rows<'a>(
         .collect();
     let mut q = Sql::new(
         backend,
+        match backend {
+            Backend::Sqlite => "SELECT COALESCE(MAX(seq), 0) FROM notifications; ",
+            Backend::Postgres => "",
+        },
+    );
+    q.push(
         "INSERT INTO notifications
             (id, recipient_id, recipient_name, sender_id, sender_name, message,
              created_at, kafka_partition, kafka_offset, category, priority,
@@ -1068,8 +1099,37 @@ async fn insert_rows<'a>(
         q.bind(n.link.as_deref()).push(", ");
         q.bind(actions[original].as_deref()).push(")");
     }
-    q.push(" ON CONFLICT (id) DO NOTHING RETURNING id, seq");
-    let returned = q.fetch_all(conn).await?;
+    let (returned, before) = match backend {
+        Backend::Postgres => {
+            q.push(" ON CONFLICT (id) DO NOTHING RETURNING id, seq");
+            (q.fetch_all(conn).await?, None)
+        }
+        Backend::Sqlite => {
+            q.push(" ON CONFLICT (id) DO NOTHING; SELECT changes(), last_insert_rowid()");
+            let figures = q.fetch_all(conn).await?;
+            let [before, after] = &figures[..] else {
+                return Err(sqlx::Error::Protocol(format!(
+                    "a batch insert answered {} rows, not 2",
+                    figures.len()
+                )));
+            };
+            let before: i64 = before.try_get(0)?;
+            let (stored, last): (i64, i64) = (after.try_get(0)?, after.try_get(1)?);
+            let all = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+            if stored == all && last - before == all {
+                for (seq, (n, _)) in (before + 1..).zip(rows) {
+                    inserted.insert(n.id.as_str(), seq);
+                }
+                return Ok(Some(before));
+            }
+            let returned = sqlx::query("SELECT id, seq FROM notifications WHERE seq > ?")
+                .bind(before)
+                .fetch_all(conn)
+                .await?;
+            (returned, Some(before))
+        }
+    };
+    // RETURNING order is unspecified: match rows by id.
     let mut ids = HashMap::with_capacity(returned.len());
     for r in &returned {
         ids.insert(r.try_get::<String, _>("id")?, r.try_get::<i64, _>("seq")?);
@@ -1079,6 +1139,35 @@ async fn insert_rows<'a>(
             inserted.entry(n.id.as_str()).or_insert(*seq);
         }
     }
+    Ok(before)
+}
+
+/// SQLite: add the rows stored after `seq` `before` (this transaction's) to
+/// their recipients' counts, one row per recipient, in the transaction
+/// that stored them. PostgreSQL's statement trigger does the same
+/// (`migrations/postgres/0001_schema.sql`); SQLite's triggers run once per
+/// row, and that one cost a fifth of the instructions of storing a
+/// notification (`migrations/sqlite/0009_batch_counts.sql`).
+///
+/// `NOT INDEXED`: for the `GROUP BY`, SQLite's planner otherwise reads the
+/// whole of `notifications_by_recipient` instead of the new rows (found
+/// with `EXPLAIN QUERY PLAN`; a batch then cost more the larger the table).
+async fn count_new_rows(conn: &mut AnyConnection, before: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO inbox_counts (user_id, unread, total, version)
+         SELECT recipient_id,
+                SUM(read_at IS NULL AND archived_at IS NULL AND deleted_at IS NULL),
+                SUM(archived_at IS NULL AND deleted_at IS NULL),
+                COUNT(*)
+         FROM notifications NOT INDEXED WHERE seq > ? GROUP BY recipient_id
+         ON CONFLICT (user_id) DO UPDATE SET
+             unread  = unread + excluded.unread,
+             total   = total + excluded.total,
+             version = version + excluded.version",
+    )
+    .bind(before)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -1301,6 +1390,7 @@ mod tests {
             .unwrap();
         assert!(first.iter().all(Option::is_some));
         assert!(first[0] < first[1], "seqs follow the batch order");
+        reported_as_stored(store, &[n("a", 1), n("b", 1)], &first).await;
         // "a" again (redelivery), "c" twice in one batch: each stored once.
         let second = store
             .insert_batch(&[
@@ -1313,6 +1403,7 @@ mod tests {
         assert_eq!(second[0], None);
         assert!(second[1].is_some());
         assert_eq!(second[2], None);
+        reported_as_stored(store, &[n("a", 1), n("c", 1), n("c", 1)], &second).await;
         let counts = store.counts(1).await.unwrap();
         assert_eq!((counts.unread, counts.total), (3, 3));
         let page = store
@@ -1327,6 +1418,13 @@ mod tests {
         assert_eq!(ids, ["c", "b", "a"]);
         assert_eq!(page.rows[0].notification.category, Category::Alert);
         assert_eq!(page.rows[0].notification.priority, 5);
+        // Recipients out of order (rows go in sorted by recipient): each
+        // send still gets its own row's seq.
+        let mixed = [n("d", 4), n("e", 1), n("f", 3), n("g", 1)];
+        let with_sources: Vec<_> = mixed.iter().cloned().zip((3..).map(src)).collect();
+        let third = store.insert_batch(&with_sources).await.unwrap();
+        assert!(third.iter().all(Option::is_some));
+        reported_as_stored(store, &mixed, &third).await;
     }
 
     #[tokio::test]
@@ -1369,6 +1467,8 @@ mod tests {
         let seqs = store.insert_batch(&batch).await.unwrap();
         assert!(seqs.iter().all(Option::is_some));
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        let sent: Vec<_> = batch.iter().map(|(n, _)| n.clone()).collect();
+        reported_as_stored(store, &sent, &seqs).await;
         assert_eq!(store.counts(3).await.unwrap().total, batch.len() as i64);
         // One padded statement (40 rows in a 48-row shape on SQLite) whose
         // last row (rows go in by recipient) is already stored: the copies
@@ -1380,9 +1480,23 @@ mod tests {
         let seqs = store.insert_batch(&batch).await.unwrap();
         assert!(seqs[..39].iter().all(Option::is_some));
         assert_eq!(seqs[39], None);
+        let sent: Vec<_> = batch.iter().map(|(n, _)| n.clone()).collect();
+        reported_as_stored(store, &sent, &seqs).await;
         assert_eq!(store.counts(4).await.unwrap().total, 39);
         assert_eq!(store.counts(9).await.unwrap().total, 0);
         assert_eq!(store.counts(3).await.unwrap().total, 3 * 512 + 21);
+    }
+
+    /// Each `seq` a batch insert reported is the one its notification was
+    /// stored under (streams resume and order by it).
+    async fn reported_as_stored(store: &Store, sent: &[Notification], seqs: &[Option<i64>]) {
+        assert_eq!(sent.len(), seqs.len());
+        for (n, seq) in sent.iter().zip(seqs) {
+            if let Some(seq) = seq {
+                let stored = store.get(n.to.id, &n.id).await.unwrap().unwrap();
+                assert_eq!(stored.seq, *seq, "the seq reported for {}", n.id);
+            }
+        }
     }
 
     fn ids(page: &StoredPage) -> Vec<&str> {
