@@ -27,7 +27,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, AnyConnection, AnyPool, Arguments, Encode, Executor, Row, Type};
+use sqlx::{Any, AnyConnection, AnyPool, Arguments, Encode, Executor, Row, Transaction, Type};
 use tokio::sync::{Mutex, MutexGuard};
 
 use app::model::{Category, Counts, ListFilter, Notification, User};
@@ -192,6 +192,19 @@ impl Store {
         }
     }
 
+    /// A transaction on the writer's connection. On SQLite it takes the
+    /// write lock at once (`BEGIN IMMEDIATE`): other writes (readiness
+    /// checks, idempotency keys, the user directory) go through the pool's
+    /// other connections, and a deferred transaction that reads before it
+    /// writes fails with `SQLITE_BUSY_SNAPSHOT`, without waiting, when one
+    /// of them committed in between.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writes.begin().await,
+        }
+    }
+
     /// The directory entries of `ids` that exist (deactivated ones
     /// included), in no particular order; one query per
     /// [`ID_LIST_MAX`] ids.
@@ -339,7 +352,7 @@ impl Store {
                 insert_rows(self.backend, &mut conn, &sorted, *shape, &mut inserted).await?;
             }
             (backend, _) => {
-                let mut tx = self.writes.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let mut rest = &sorted[..];
                 let mut first_before = None;
                 for &(take, shape) in &plan {
@@ -461,7 +474,7 @@ impl Store {
         if !storable(id) {
             return Ok(None);
         }
-        let mut tx = self.writes.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Only rows whose state differs are touched, so a no-op changes no
         // counts and sends no event.
         let changed = sqlx::query(
@@ -516,7 +529,7 @@ impl Store {
         if !storable(id) {
             return Ok(None);
         }
-        let mut tx = self.writes.begin().await?;
+        let mut tx = self.begin_write().await?;
         let owner: Option<i64> = sqlx::query_scalar(
             "UPDATE notifications SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL
              RETURNING recipient_id",
@@ -545,7 +558,7 @@ impl Store {
     /// the newest one it covers and the counts, or `None` when nothing was
     /// unread.
     pub async fn read_all(&self, user_id: i64) -> Result<Option<(String, Counts)>, sqlx::Error> {
-        let mut tx = self.writes.begin().await?;
+        let mut tx = self.begin_write().await?;
         let through: Option<(i64, String)> = sqlx::query_as(
             "SELECT seq, id FROM notifications
              WHERE recipient_id = $1 AND deleted_at IS NULL AND read_at IS NULL
@@ -1798,5 +1811,47 @@ mod tests {
             4 * 40 * 3,
             "the follower saw every row of user 1"
         );
+    }
+
+    /// SQLite: batch inserts and "mark all read" run on the writer's
+    /// connection while other writes (readiness checks, idempotency keys,
+    /// the user directory) go through the shared pool's connections. Both
+    /// read before they write (a batch the highest `seq`, "mark all read"
+    /// the newest unread); begun as a plain (deferred) transaction, a write
+    /// committed by another connection in between would fail them with
+    /// `SQLITE_BUSY` instead of waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_writes_wait_for_writes_on_other_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/herald.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let others: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        store.check_writable().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for b in 0..300 {
+            let batch: Vec<_> = (0..8)
+                .map(|i| (n(&format!("b{b}-{i}"), 1 + i % 3), src(b * 8 + i)))
+                .collect();
+            let seqs = store.insert_batch(&batch).await.unwrap();
+            assert!(seqs.iter().all(Option::is_some));
+            store.read_all(1 + b % 3).await.unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for o in others {
+            o.await.unwrap();
+        }
+        let mut total = 0;
+        for user in [1, 2, 3] {
+            total += store.counts(user).await.unwrap().total;
+        }
+        assert_eq!(total, 300 * 8);
     }
 }
