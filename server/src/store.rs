@@ -334,7 +334,9 @@ impl Store {
     /// with PostgreSQL, up to [`PG_INSERT_CHUNK`] rows each. Rows go
     /// in sorted by recipient (keeping each recipient's order), so
     /// PostgreSQL writers lock recipients in one global order and never
-    /// deadlock.
+    /// deadlock. On SQLite a batch is one transaction: its statement(s) and
+    /// the counts of its new rows ([`count_new_rows`]); on PostgreSQL the
+    /// insert trigger counts.
     pub async fn insert_batch(
         &self,
         batch: &[(Notification, Source)],
