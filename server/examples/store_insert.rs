@@ -108,7 +108,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut total = 0.0;
     for (name, (u1, s1)) in &after {
         let (u0, s0) = before.get(name).copied().unwrap_or((0, 0));
-        let (u, s) = (us(u1 - u0), us(s1 - s0));
+        // A thread that ended in between takes its ticks with it.
+        let (u, s) = (us(u1.saturating_sub(u0)), us(s1.saturating_sub(s0)));
         total += u + s;
         println!("{name:24} user {u:6.2} sys {s:6.2} µs per row");
     }
