@@ -1043,10 +1043,11 @@ impl<'q> Sql<'q> {
 /// on its own through a channel, where it is decoded and matched by id,
 /// 18 % of the instructions of storing a notification
 /// (`examples/store_insert.rs`, docs/bench/cost.md). It answers two rows
-/// instead, whatever the batch's size: the highest `seq` before the insert, and after it the
-/// number of rows stored and the last one's `seq`. The writes are in one
-/// connection's order, so the rows this statement stored are those above
-/// the first figure; when all of them were stored (the usual case: no
+/// instead, whatever the batch's size: the highest `seq` before the
+/// insert, and after it the number of rows stored and the last one's
+/// `seq`. The batch's transaction holds the write lock
+/// ([`Store::begin_write`]), so the rows this statement stored are those
+/// above the first figure; when all of them were stored (the usual case: no
 /// redelivery, no id twice in the batch) they took the next `seq`s in
 /// statement order, and nothing more is read. Otherwise a third query
 /// reads the new rows' ids. Returns that first figure (SQLite only), from
