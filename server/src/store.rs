@@ -1047,11 +1047,15 @@ impl<'q> Sql<'q> {
 /// insert, and after it the number of rows stored and the last one's
 /// `seq`. The batch's transaction holds the write lock
 /// ([`Store::begin_write`]), so the rows this statement stored are those
-/// above the first figure; when all of them were stored (the usual case: no
-/// redelivery, no id twice in the batch) they took the next `seq`s in
-/// statement order, and nothing more is read. Otherwise a third query
-/// reads the new rows' ids. Returns that first figure (SQLite only), from
-/// which [`count_new_rows`] counts the batch's new rows.
+/// above the first figure. When all of `rows` were stored (the usual case:
+/// no redelivery, no id twice in the batch), they took consecutive `seq`s
+/// in statement order, ending at the last one's, and nothing more is read.
+/// Not necessarily the `seq`s right after the first figure: `AUTOINCREMENT`
+/// spends a `seq` on every row it tries, and the padding's copies are
+/// tried after the rows (and skipped), so each padded statement leaves a
+/// gap after its rows. Otherwise a third query reads the new rows' ids.
+/// Returns that first figure (SQLite only), from which [`count_new_rows`]
+/// counts the batch's new rows.
 async fn insert_rows<'a>(
     backend: Backend,
     conn: &mut AnyConnection,
@@ -1132,8 +1136,10 @@ async fn insert_rows<'a>(
             let before: i64 = before.try_get(0)?;
             let (stored, last): (i64, i64) = (after.try_get(0)?, after.try_get(1)?);
             let all = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-            if stored == all && last - before == all {
-                for (seq, (n, _)) in (before + 1..).zip(rows) {
+            // `stored` counts only `rows`: the copies repeat the last
+            // row, so when that was stored they all conflict.
+            if stored == all && last - all >= before {
+                for (seq, (n, _)) in (last - all + 1..).zip(rows) {
                     inserted.insert(n.id.as_str(), seq);
                 }
                 return Ok(Some(before));
@@ -1501,6 +1507,23 @@ mod tests {
         assert_eq!(store.counts(4).await.unwrap().total, 39);
         assert_eq!(store.counts(9).await.unwrap().total, 0);
         assert_eq!(store.counts(3).await.unwrap().total, 3 * 512 + 21);
+        // Padded batches of new rows after padded ones, for two
+        // recipients: on SQLite each padded statement leaves `seq`s unused
+        // after its rows, which the next batch's must not be taken from.
+        for round in 0..3_i64 {
+            let batch: Vec<_> = (0..29)
+                .map(|i| {
+                    let id = format!("q{round}-{i}");
+                    (n(&id, [1, 2][i % 2]), src(3_000 + 29 * round + i as i64))
+                })
+                .collect();
+            let seqs = store.insert_batch(&batch).await.unwrap();
+            assert!(seqs.iter().all(Option::is_some));
+            let sent: Vec<_> = batch.iter().map(|(n, _)| n.clone()).collect();
+            reported_as_stored(store, &sent, &seqs).await;
+        }
+        assert_eq!(store.counts(1).await.unwrap().total, 3 * 15);
+        assert_eq!(store.counts(2).await.unwrap().total, 3 * 14);
     }
 
     /// Each `seq` a batch insert reported is the one its notification was
