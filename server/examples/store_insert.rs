@@ -5,9 +5,9 @@
 //!
 //! `cargo run --release -p server --example store_insert -- [BATCHES] [ROWS]`
 //! (defaults 400 batches of 322 rows: early delivery's mean batch under
-//! the cost issue's workload, padded to a 384-row statement like most
-//! batches; batches of exactly a statement's size once hid a slow path
-//! every padded batch took, see `docs/bench/cost.md`). Run it under
+//! the cost issue's workload, three statements; batches of exactly one
+//! statement's size once hid a slow path that the server's batches took,
+//! see `docs/bench/cost.md`). Run it under
 //! `valgrind --tool=callgrind` for instruction counts, which are stable on
 //! a shared machine where CPU time is not (see `docs/bench/cost.md`).
 //!

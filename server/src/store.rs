@@ -330,7 +330,7 @@ impl Store {
     ///
     /// Multi-row `INSERT`s: sqlx runs SQLite on a thread of its own, and a
     /// statement per row cost two thread hand-offs per notification. With
-    /// SQLite, one of the shapes [`INSERT_SHAPES`] lists (why there);
+    /// SQLite, statements of the sizes [`INSERT_SIZES`] lists (why there);
     /// with PostgreSQL, up to [`PG_INSERT_CHUNK`] rows each. Rows go
     /// in sorted by recipient (keeping each recipient's order), so
     /// PostgreSQL writers lock recipients in one global order and never
@@ -347,19 +347,19 @@ impl Store {
         let plan = statement_plan(self.backend, sorted.len());
         match (self.backend, &plan[..]) {
             (_, []) => {}
-            (Backend::Postgres, [(_, shape)]) => {
+            (Backend::Postgres, [_]) => {
                 // A single statement is a transaction of its own; its
                 // trigger counts and announces the new rows.
                 let mut conn = self.writes.acquire().await?;
-                insert_rows(self.backend, &mut conn, &sorted, *shape, &mut inserted).await?;
+                insert_rows(self.backend, &mut conn, &sorted, &mut inserted).await?;
             }
             (backend, _) => {
                 let mut tx = self.begin_write().await?;
                 let mut rest = &sorted[..];
                 let mut first_before = None;
-                for &(take, shape) in &plan {
+                for &take in &plan {
                     let (rows, after) = rest.split_at(take);
-                    let before = insert_rows(backend, &mut tx, rows, shape, &mut inserted).await?;
+                    let before = insert_rows(backend, &mut tx, rows, &mut inserted).await?;
                     first_before = first_before.or(before);
                     rest = after;
                 }
@@ -924,58 +924,53 @@ async fn open_sqlite(url: &str) -> Result<(AnyPool, AnyPool), StartError> {
 /// Most ids in one `SELECT ... IN (...)`.
 const ID_LIST_MAX: usize = 500;
 
-/// Batches of up to this many rows go in one `INSERT` of exactly their
-/// size.
-const INSERT_SMALL: usize = 16;
-/// The row counts (shapes) a larger `INSERT` of notifications has on
-/// SQLite, each at most 1.5 times the one before. A batch is one statement
-/// of the smallest shape that holds it, the rows after its last repeating
-/// the last (`ON CONFLICT (id) DO NOTHING` skips the copies, so they store
-/// nothing and fire no trigger). Why:
-/// - few statement texts, so the writer's connection compiles each once and
-///   keeps it cached: a statement of exactly each batch's size was a new
-///   text almost every time, and compiling it cost 5 % of Herald's CPU per
-///   send;
-/// - one statement rather than several: in the batch's transaction (which
-///   also updates the counts, see [`count_new_rows`]) SQLite keeps a
-///   statement journal for each (to undo it alone if a row fails), copying
-///   every page it changes. `temp_store = MEMORY` keeps that journal off
-///   the disk (it was about 2 MiB/s spilled to a temporary file under wrk);
-///   it costs about 2 % of a batch's instructions (docs/bench/cost.md).
+/// The sizes of the `INSERT`s of notifications a larger batch is cut into
+/// on SQLite, largest first: as many rows as fit go into a statement of the
+/// largest size, and so on; fewer rows than the smallest go into a
+/// statement of exactly their number. Why:
+/// - few statement texts (these six and the fifteen below the smallest),
+///   so the writer's connection compiles each once and keeps it cached: a
+///   statement of exactly each batch's size was a new text almost every
+///   time, and compiling it cost 5 % of Herald's CPU per send;
+/// - no padding: filling a larger statement with copies of the last row
+///   (which `ON CONFLICT (id) DO NOTHING` skipped) cost every copy's
+///   bindings and a conflict check: 4 % more instructions per notification
+///   for 322 rows in a statement of 384 than in three exact ones, and 193
+///   rows in a statement of 256 cost 15 % more per row than 256 rows
+///   (`examples/store_insert.rs`, docs/bench/cost.md);
+/// - few statements: at most six for a batch of early delivery's 511 rows.
+///   Each is one more round trip to sqlx's SQLite thread and one more
+///   statement journal in the batch's transaction (SQLite keeps one per
+///   statement, to undo it alone if a row fails, copying every page it
+///   changes; `temp_store = MEMORY` keeps it off the disk). 322 rows in
+///   three statements (256, 64, 2) cost 5 % more instructions per row than
+///   256 rows in one.
 ///
-/// The copies cost at most half a batch of bound parameters more. 512 rows
-/// of 15 parameters stay under SQLite's 32,766.
-const INSERT_SHAPES: [usize; 10] = [24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
+/// 512 rows of 15 parameters stay under SQLite's 32,766.
+const INSERT_SIZES: [usize; 6] = [512, 256, 128, 64, 32, 16];
 
 /// Most rows in one `INSERT` on PostgreSQL (15 parameters each, well
 /// under its 65,535).
 const PG_INSERT_CHUNK: usize = 500;
 
-/// How `rows` rows are stored: per statement, how many rows it takes and
-/// how many it has (its shape; more than it takes when padded).
-fn statement_plan(backend: Backend, rows: usize) -> Vec<(usize, usize)> {
-    let (chunk, shape_of): (usize, fn(usize) -> usize) = match backend {
-        // Exact sizes: each more statement is another round trip inside
-        // the transaction, and the fixed shapes were measured on SQLite.
-        Backend::Postgres => (PG_INSERT_CHUNK, |take| take),
-        Backend::Sqlite => (INSERT_SHAPES[INSERT_SHAPES.len() - 1], |take| {
-            if take <= INSERT_SMALL {
-                take
-            } else {
-                INSERT_SHAPES
-                    .into_iter()
-                    .find(|shape| *shape >= take)
-                    .unwrap_or(take)
-            }
-        }),
-    };
-    (0..rows)
-        .step_by(chunk)
-        .map(|start| {
-            let take = (rows - start).min(chunk);
-            (take, shape_of(take))
-        })
-        .collect()
+/// How `rows` rows are stored: how many rows each statement takes.
+fn statement_plan(backend: Backend, rows: usize) -> Vec<usize> {
+    let mut plan = Vec::new();
+    let mut left = rows;
+    while left > 0 {
+        let take = match backend {
+            // Exact sizes: each more statement is another round trip inside
+            // the transaction, and the fixed sizes were measured on SQLite.
+            Backend::Postgres => left.min(PG_INSERT_CHUNK),
+            Backend::Sqlite => INSERT_SIZES
+                .into_iter()
+                .find(|size| *size <= left)
+                .unwrap_or(left),
+        };
+        plan.push(take);
+        left -= take;
+    }
+    plan
 }
 
 /// SQL text and its arguments, built together, with the placeholders the
@@ -1035,8 +1030,8 @@ impl<'q> Sql<'q> {
     }
 }
 
-/// One `INSERT` of `shape` rows: `rows`, then copies of the last one (see
-/// [`INSERT_SHAPES`]). Records the `seq` of each row it stored.
+/// One `INSERT` of `rows` (see [`statement_plan`]). Records the `seq` of
+/// each row it stored.
 ///
 /// PostgreSQL says which rows it stored with `RETURNING`. SQLite is told
 /// not to: sqlx's worker thread hands each returned row to the async side
@@ -1050,26 +1045,23 @@ impl<'q> Sql<'q> {
 /// above the first figure. When all of `rows` were stored (the usual case:
 /// no redelivery, no id twice in the batch), they took consecutive `seq`s
 /// in statement order, ending at the last one's, and nothing more is read.
-/// Not necessarily the `seq`s right after the first figure: `AUTOINCREMENT`
-/// spends a `seq` on every row it tries, and the padding's copies are
-/// tried after the rows (and skipped), so each padded statement leaves a
-/// gap after its rows. Otherwise a third query reads the new rows' ids.
+/// Not necessarily the `seq`s right after the first figure:
+/// `AUTOINCREMENT` spends a `seq` on every row it tries, so a row skipped
+/// as already stored leaves a gap, and the next statement's rows start
+/// above it. Otherwise a third query reads the new rows' ids.
 /// Returns that first figure (SQLite only), from which [`count_new_rows`]
 /// counts the batch's new rows.
 async fn insert_rows<'a>(
     backend: Backend,
     conn: &mut AnyConnection,
     rows: &[&'a (Notification, Source)],
-    shape: usize,
     inserted: &mut HashMap<&'a str, i64>,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let Some(last) = rows.last() else {
+    if rows.is_empty() {
         return Ok(None);
-    };
-    let padding = std::iter::repeat_n(last, shape.saturating_sub(rows.len()));
+    }
     // The texts made here outlive the statement, so they are bound by
-    // reference like the rest (see `Sql`); a padding row reuses its
-    // original's.
+    // reference like the rest (see `Sql`).
     let stamps: Vec<String> = rows
         .iter()
         .map(|(n, _)| n.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
@@ -1095,7 +1087,7 @@ async fn insert_rows<'a>(
              created_at, kafka_partition, kafka_offset, category, priority,
              sender_kind, title, link, actions) VALUES ",
     );
-    for (i, (n, src)) in rows.iter().chain(padding).enumerate() {
+    for (i, (n, src)) in rows.iter().enumerate() {
         q.push(if i == 0 { "(" } else { ", (" });
         q.bind(n.id.as_str()).push(", ");
         q.bind(n.to.id).push(", ");
@@ -1103,8 +1095,7 @@ async fn insert_rows<'a>(
         q.bind(n.from.id).push(", ");
         q.bind(n.from.name.as_str()).push(", ");
         q.bind(n.message.as_str()).push(", ");
-        let original = i.min(rows.len() - 1);
-        q.bind(stamps[original].as_str()).push(", ");
+        q.bind(stamps[i].as_str()).push(", ");
         q.bind(src.partition).push(", ");
         q.bind(src.offset).push(", ");
         q.bind(n.category.as_str()).push(", ");
@@ -1117,7 +1108,7 @@ async fn insert_rows<'a>(
         q.bind(kind).push(", ");
         q.bind(n.title.as_deref()).push(", ");
         q.bind(n.link.as_deref()).push(", ");
-        q.bind(actions[original].as_deref()).push(")");
+        q.bind(actions[i].as_deref()).push(")");
     }
     let (returned, before) = match backend {
         Backend::Postgres => {
@@ -1136,8 +1127,6 @@ async fn insert_rows<'a>(
             let before: i64 = before.try_get(0)?;
             let (stored, last): (i64, i64) = (after.try_get(0)?, after.try_get(1)?);
             let all = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-            // `stored` counts only `rows`: the copies repeat the last
-            // row, so when that was stored they all conflict.
             if stored == all && last - all >= before {
                 for (seq, (n, _)) in (last - all + 1..).zip(rows) {
                     inserted.insert(n.id.as_str(), seq);
@@ -1458,32 +1447,38 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_one_statement_of_few_shapes() {
+    fn a_batch_is_a_few_statements_of_few_sizes() {
         let sqlite = |rows| statement_plan(Backend::Sqlite, rows);
-        assert_eq!(sqlite(0), []);
-        assert_eq!(sqlite(1), [(1, 1)]);
-        assert_eq!(sqlite(16), [(16, 16)]);
-        assert_eq!(sqlite(21), [(21, 24)]);
-        assert_eq!(sqlite(250), [(250, 256)]);
-        assert_eq!(sqlite(600), [(512, 512), (88, 96)]);
+        assert_eq!(sqlite(0), [0_usize; 0]);
+        assert_eq!(sqlite(1), [1]);
+        assert_eq!(sqlite(16), [16]);
+        assert_eq!(sqlite(21), [16, 5]);
+        assert_eq!(sqlite(322), [256, 64, 2]);
+        assert_eq!(sqlite(600), [512, 64, 16, 8]);
+        let smallest = INSERT_SIZES[INSERT_SIZES.len() - 1];
         for rows in 0..2_000 {
             let plan = sqlite(rows);
-            assert_eq!(plan.iter().map(|(take, _)| take).sum::<usize>(), rows);
-            assert_eq!(plan.len(), rows.div_ceil(512), "{rows}: {plan:?}");
-            for &(take, shape) in &plan {
-                assert!(take <= shape && 2 * shape <= 3 * take, "{rows}: {plan:?}");
-                assert!(shape <= INSERT_SMALL || INSERT_SHAPES.contains(&shape));
+            assert_eq!(plan.iter().sum::<usize>(), rows);
+            assert!(plan.len() <= rows / 512 + 6, "{rows}: {plan:?}");
+            assert!(plan.windows(2).all(|w| w[0] >= w[1]), "{rows}: {plan:?}");
+            // Every statement but the last has one of the sizes; the last
+            // may be smaller than the smallest.
+            for (i, &take) in plan.iter().enumerate() {
+                assert!(
+                    INSERT_SIZES.contains(&take) || (take < smallest && i == plan.len() - 1),
+                    "{rows}: {plan:?}"
+                );
             }
             let pg = statement_plan(Backend::Postgres, rows);
-            assert!(pg.iter().all(|(take, shape)| take == shape));
-            assert_eq!(pg.iter().map(|(take, _)| take).sum::<usize>(), rows);
+            assert_eq!(pg.iter().sum::<usize>(), rows);
             assert_eq!(pg.len(), rows.div_ceil(PG_INSERT_CHUNK));
         }
     }
 
     async fn large_batches(store: &Store) {
-        // Three full statements in one transaction, then a padded one.
-        let batch: Vec<_> = (0..INSERT_SHAPES[INSERT_SHAPES.len() - 1] as i64 * 3 + 21)
+        // Three statements of 512 rows in one transaction, then two
+        // smaller ones (16 and 5 rows on SQLite).
+        let batch: Vec<_> = (0..INSERT_SIZES[0] as i64 * 3 + 21)
             .map(|i| (n(&format!("n{i}"), 3), src(i)))
             .collect();
         let seqs = store.insert_batch(&batch).await.unwrap();
@@ -1492,9 +1487,8 @@ mod tests {
         let sent: Vec<_> = batch.iter().map(|(n, _)| n.clone()).collect();
         reported_as_stored(store, &sent, &seqs).await;
         assert_eq!(store.counts(3).await.unwrap().total, batch.len() as i64);
-        // One padded statement (40 rows in a 48-row shape on SQLite) whose
-        // last row (rows go in by recipient) is already stored: the copies
-        // store nothing and count nothing.
+        // A batch whose last row (rows go in by recipient) is already
+        // stored: it stores nothing and counts nothing.
         let mut batch: Vec<_> = (0..39)
             .map(|i| (n(&format!("p{i}"), 4), src(2_000 + i)))
             .collect();
@@ -1507,23 +1501,26 @@ mod tests {
         assert_eq!(store.counts(4).await.unwrap().total, 39);
         assert_eq!(store.counts(9).await.unwrap().total, 0);
         assert_eq!(store.counts(3).await.unwrap().total, 3 * 512 + 21);
-        // Padded batches of new rows after padded ones, for two
-        // recipients: on SQLite each padded statement leaves `seq`s unused
-        // after its rows, which the next batch's must not be taken from.
+        // Batches of new rows for two recipients, each after a row found
+        // already stored: on SQLite that row spent a `seq`, which the next
+        // statement's rows must not be reported under.
         for round in 0..3_i64 {
-            let batch: Vec<_> = (0..29)
+            let mut batch: Vec<_> = (0..29)
                 .map(|i| {
                     let id = format!("q{round}-{i}");
                     (n(&id, [1, 2][i % 2]), src(3_000 + 29 * round + i as i64))
                 })
                 .collect();
+            batch.push((n(&format!("n{}", round + 1), 9), src(round + 1)));
             let seqs = store.insert_batch(&batch).await.unwrap();
-            assert!(seqs.iter().all(Option::is_some));
+            assert!(seqs[..29].iter().all(Option::is_some));
+            assert_eq!(seqs[29], None);
             let sent: Vec<_> = batch.iter().map(|(n, _)| n.clone()).collect();
             reported_as_stored(store, &sent, &seqs).await;
         }
         assert_eq!(store.counts(1).await.unwrap().total, 3 * 15);
         assert_eq!(store.counts(2).await.unwrap().total, 3 * 14);
+        assert_eq!(store.counts(9).await.unwrap().total, 0);
     }
 
     /// Each `seq` a batch insert reported is the one its notification was
