@@ -938,7 +938,8 @@ const ID_LIST_MAX: usize = 500;
 ///   for 322 rows in a statement of 384 than in three exact ones, and 193
 ///   rows in a statement of 256 cost 15 % more per row than 256 rows
 ///   (`examples/store_insert.rs`, docs/bench/cost.md);
-/// - few statements: at most six for a batch of early delivery's 511 rows.
+/// - few statements: at most six for a batch of up to 500 rows (what the
+///   consumer and early delivery write, `consumer::BATCH_MAX`).
 ///   Each is one more round trip to sqlx's SQLite thread and one more
 ///   statement journal in the batch's transaction (SQLite keeps one per
 ///   statement, to undo it alone if a row fails, copying every page it
