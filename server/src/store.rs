@@ -1039,7 +1039,7 @@ impl<'q> Sql<'q> {
 /// on its own through a channel, where it is decoded and matched by id,
 /// 18 % of the instructions of storing a notification
 /// (`examples/store_insert.rs`, docs/bench/cost.md). It answers two rows
-/// instead, whatever the batch's size: the highest `seq` before the
+/// instead, however many it inserts: the highest `seq` before the
 /// insert, and after it the number of rows stored and the last one's
 /// `seq`. The batch's transaction holds the write lock
 /// ([`Store::begin_write`]), so the rows this statement stored are those
@@ -1489,7 +1489,7 @@ mod tests {
         reported_as_stored(store, &sent, &seqs).await;
         assert_eq!(store.counts(3).await.unwrap().total, batch.len() as i64);
         // A batch whose last row (rows go in by recipient) is already
-        // stored: it stores nothing and counts nothing.
+        // stored: that row stores nothing and counts nothing.
         let mut batch: Vec<_> = (0..39)
             .map(|i| (n(&format!("p{i}"), 4), src(2_000 + i)))
             .collect();
