@@ -1396,26 +1396,22 @@ mod tests {
     }
 
     async fn batch_ids_once(store: &Store) {
-        let first = store
-            .insert_batch(&[(n("a", 1), src(0)), (n("b", 1), src(1))])
-            .await
-            .unwrap();
+        let batch = [(n("a", 1), src(0)), (n("b", 1), src(1))];
+        let first = store.insert_batch(&batch).await.unwrap();
         assert!(first.iter().all(Option::is_some));
         assert!(first[0] < first[1], "seqs follow the batch order");
-        reported_as_stored(store, &[n("a", 1), n("b", 1)], &first).await;
+        reported_as_stored(store, &batch, &first).await;
         // "a" again (redelivery), "c" twice in one batch: each stored once.
-        let second = store
-            .insert_batch(&[
-                (n("a", 1), src(0)),
-                (n("c", 1), src(2)),
-                (n("c", 1), src(2)),
-            ])
-            .await
-            .unwrap();
+        let batch = [
+            (n("a", 1), src(0)),
+            (n("c", 1), src(2)),
+            (n("c", 1), src(2)),
+        ];
+        let second = store.insert_batch(&batch).await.unwrap();
         assert_eq!(second[0], None);
         assert!(second[1].is_some());
         assert_eq!(second[2], None);
-        reported_as_stored(store, &[n("a", 1), n("c", 1), n("c", 1)], &second).await;
+        reported_as_stored(store, &batch, &second).await;
         let counts = store.counts(1).await.unwrap();
         assert_eq!((counts.unread, counts.total), (3, 3));
         let page = store
@@ -1432,11 +1428,15 @@ mod tests {
         assert_eq!(page.rows[0].notification.priority, 5);
         // Recipients out of order (rows go in sorted by recipient): each
         // send still gets its own row's seq.
-        let mixed = [n("d", 4), n("e", 1), n("f", 3), n("g", 1)];
-        let with_sources: Vec<_> = mixed.iter().cloned().zip((3..).map(src)).collect();
-        let third = store.insert_batch(&with_sources).await.unwrap();
+        let batch = [
+            (n("d", 4), src(3)),
+            (n("e", 1), src(4)),
+            (n("f", 3), src(5)),
+            (n("g", 1), src(6)),
+        ];
+        let third = store.insert_batch(&batch).await.unwrap();
         assert!(third.iter().all(Option::is_some));
-        reported_as_stored(store, &mixed, &third).await;
+        reported_as_stored(store, &batch, &third).await;
     }
 
     #[tokio::test]
@@ -1485,8 +1485,7 @@ mod tests {
         let seqs = store.insert_batch(&batch).await.unwrap();
         assert!(seqs.iter().all(Option::is_some));
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-        let sent: Vec<_> = batch.iter().map(|(n, _)| n.clone()).collect();
-        reported_as_stored(store, &sent, &seqs).await;
+        reported_as_stored(store, &batch, &seqs).await;
         assert_eq!(store.counts(3).await.unwrap().total, batch.len() as i64);
         // A batch whose last row (rows go in by recipient) is already
         // stored: that row stores nothing and counts nothing.
@@ -1497,8 +1496,7 @@ mod tests {
         let seqs = store.insert_batch(&batch).await.unwrap();
         assert!(seqs[..39].iter().all(Option::is_some));
         assert_eq!(seqs[39], None);
-        let sent: Vec<_> = batch.iter().map(|(n, _)| n.clone()).collect();
-        reported_as_stored(store, &sent, &seqs).await;
+        reported_as_stored(store, &batch, &seqs).await;
         assert_eq!(store.counts(4).await.unwrap().total, 39);
         assert_eq!(store.counts(9).await.unwrap().total, 0);
         assert_eq!(store.counts(3).await.unwrap().total, 3 * 512 + 21);
@@ -1516,8 +1514,7 @@ mod tests {
             let seqs = store.insert_batch(&batch).await.unwrap();
             assert!(seqs[..29].iter().all(Option::is_some));
             assert_eq!(seqs[29], None);
-            let sent: Vec<_> = batch.iter().map(|(n, _)| n.clone()).collect();
-            reported_as_stored(store, &sent, &seqs).await;
+            reported_as_stored(store, &batch, &seqs).await;
         }
         assert_eq!(store.counts(1).await.unwrap().total, 3 * 15);
         assert_eq!(store.counts(2).await.unwrap().total, 3 * 14);
@@ -1526,9 +1523,13 @@ mod tests {
 
     /// Each `seq` a batch insert reported is the one its notification was
     /// stored under (streams resume and order by it).
-    async fn reported_as_stored(store: &Store, sent: &[Notification], seqs: &[Option<i64>]) {
-        assert_eq!(sent.len(), seqs.len());
-        for (n, seq) in sent.iter().zip(seqs) {
+    async fn reported_as_stored(
+        store: &Store,
+        batch: &[(Notification, Source)],
+        seqs: &[Option<i64>],
+    ) {
+        assert_eq!(batch.len(), seqs.len());
+        for ((n, _), seq) in batch.iter().zip(seqs) {
             if let Some(seq) = seq {
                 let stored = store.get(n.to.id, &n.id).await.unwrap().unwrap();
                 assert_eq!(stored.seq, *seq, "the seq reported for {}", n.id);
