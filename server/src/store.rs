@@ -940,12 +940,10 @@ const ID_LIST_MAX: usize = 500;
 ///   (`examples/store_insert.rs`, docs/bench/cost.md);
 /// - few statements: at most six for a batch of up to 500 rows (what the
 ///   consumer and early delivery write, `consumer::BATCH_MAX`).
-///   Each is one more round trip to sqlx's SQLite thread and one more
-///   statement journal in the batch's transaction (SQLite keeps one per
-///   statement, to undo it alone if a row fails, copying every page it
-///   changes; `temp_store = MEMORY` keeps it off the disk). 322 rows in
-///   three statements (256, 64, 2) cost 5 % more instructions per row than
-///   256 rows in one.
+///   Each is one more round trip to sqlx's SQLite thread, and a few more
+///   B-tree descents. 322 rows in three statements (256, 64, 2) cost 5 %
+///   more instructions per row than 256 rows in one (measured while each
+///   statement still kept a statement journal; see [`insert_rows`]).
 ///
 /// 512 rows of 15 parameters stay under SQLite's 32,766.
 const INSERT_SIZES: [usize; 6] = [512, 256, 128, 64, 32, 16];
@@ -1082,8 +1080,21 @@ async fn insert_rows<'a>(
             Backend::Postgres => "",
         },
     );
-    q.push(
-        "INSERT INTO notifications
+    // SQLite: `OR IGNORE` rather than `ON CONFLICT (id) DO NOTHING`. Both
+    // skip a row whose id is stored, but with the latter every `NOT NULL`
+    // column may still abort the statement, so SQLite keeps a statement
+    // journal (a copy of each page the statement changes, to undo it
+    // alone): 3 % of the instructions of storing a notification
+    // (`examples/store_insert.rs`, docs/bench/cost.md). `OR IGNORE` would
+    // also skip a row with a NULL in such a column, but none is bound: the
+    // columns bound below from `Option`s are the nullable ones, and `id`
+    // is the table's only other unique key.
+    q.push(match backend {
+        Backend::Sqlite => "INSERT OR IGNORE INTO notifications",
+        Backend::Postgres => "INSERT INTO notifications",
+    })
+    .push(
+        "
             (id, recipient_id, recipient_name, sender_id, sender_name, message,
              created_at, kafka_partition, kafka_offset, category, priority,
              sender_kind, title, link, actions) VALUES ",
@@ -1117,7 +1128,7 @@ async fn insert_rows<'a>(
             (q.fetch_all(conn).await?, None)
         }
         Backend::Sqlite => {
-            q.push(" ON CONFLICT (id) DO NOTHING; SELECT changes(), last_insert_rowid()");
+            q.push("; SELECT changes(), last_insert_rowid()");
             let figures = q.fetch_all(conn).await?;
             let [before, after] = &figures[..] else {
                 return Err(sqlx::Error::Protocol(format!(
