@@ -2,7 +2,8 @@
 //! report throughput and latency.
 //!
 //! Modes: `send` (concurrent senders for a duration), `e2e` (fixed send rate,
-//! time from request start to the SSE event), `fanout` (K open streams: server
+//! time from request start to the SSE event, and to the HTTP answer),
+//! `fanout` (K open streams: server
 //! RSS per connection and broadcast latency), `store` (list latency for a big
 //! inbox, seeded through the API). Each run prints a table and writes
 //! `<out>/<mode>.json` and `<out>/<mode>.svg` (latency by percentile).
@@ -408,6 +409,9 @@ async fn e2e(
     // Request start per notification, in ns since `origin` (0 = not sent).
     let starts: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
     let hist = Arc::new(Mutex::new(histogram()));
+    // Request start to the HTTP answer: the part of the event's latency
+    // the send itself takes (the broker's acknowledgement included).
+    let answers = Arc::new(Mutex::new(histogram()));
     let delivered = Arc::new(AtomicUsize::new(0));
     let mut streams_per_user = [0usize; 4];
     let mut readers = Vec::new();
@@ -464,17 +468,19 @@ async fn e2e(
         )
         .await;
         let permit = inflight.clone().acquire_owned().await?;
-        let (http, base, starts, accepted, failed, run) = (
+        let (http, base, starts, accepted, failed, run, answers) = (
             http.clone(),
             base.to_owned(),
             starts.clone(),
             accepted.clone(),
             failed.clone(),
             run.clone(),
+            answers.clone(),
         );
         senders.push(tokio::spawn(async move {
             let to = i % 4 + 1;
             let from = (i + 1) % 4 + 1;
+            let t = Instant::now();
             starts[i].store(
                 (origin.elapsed().as_nanos() as u64).max(1),
                 Ordering::Release,
@@ -484,7 +490,10 @@ async fn e2e(
                 .send()
                 .await;
             match res {
-                Ok(r) if r.status().is_success() => accepted.lock().unwrap()[to - 1] += 1,
+                Ok(r) if r.status().is_success() => {
+                    record(&mut answers.lock().unwrap(), t.elapsed());
+                    accepted.lock().unwrap()[to - 1] += 1
+                }
                 _ => {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -519,6 +528,7 @@ async fn e2e(
         "sent": total, "failed_sends": failed, "expected_events": expected,
         "delivered_events": delivered, "undelivered": undelivered,
         "latency_ms": summary(&hist),
+        "send_latency_ms": summary(&answers.lock().unwrap()),
     });
     Ok(("e2e", report, hist, (failed + undelivered) as u64))
 }
@@ -853,29 +863,31 @@ async fn users(
 
 fn print_table(name: &str, report: &Value) {
     println!("herald-bench {name}");
-    if let Some(obj) = report.as_object() {
-        for (k, v) in obj {
-            if k == "latency_ms" {
-                continue;
-            }
-            println!("  {k:<24} {v}");
-        }
+    let Some(obj) = report.as_object() else {
+        return;
+    };
+    // Every `…latency_ms` field is a summary, printed as a row of its own.
+    let is_latency = |k: &str| k.ends_with("latency_ms");
+    for (k, v) in obj.iter().filter(|(k, _)| !is_latency(k)) {
+        println!("  {k:<24} {v}");
     }
-    let l = &report["latency_ms"];
     println!(
-        "  {:<8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "latency", "count", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
+        "  {:<14} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "", "count", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
     );
-    println!(
-        "  {:<8} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
-        "",
-        l["count"],
-        l["p50"].as_f64().unwrap_or(0.0),
-        l["p90"].as_f64().unwrap_or(0.0),
-        l["p99"].as_f64().unwrap_or(0.0),
-        l["p999"].as_f64().unwrap_or(0.0),
-        l["max"].as_f64().unwrap_or(0.0)
-    );
+    for (k, l) in obj.iter().filter(|(k, _)| is_latency(k)) {
+        let ms = |q: &str| l[q].as_f64().unwrap_or(0.0);
+        println!(
+            "  {:<14} {:>8} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
+            k.trim_end_matches("_ms"),
+            l["count"],
+            ms("p50"),
+            ms("p90"),
+            ms("p99"),
+            ms("p999"),
+            ms("max")
+        );
+    }
 }
 
 /// Latency (ms) by percentile, as an SVG line chart.
