@@ -154,12 +154,21 @@ impl EventBus for LocalBus {
             self.0.publish(user, InboxEvent::stored(stored));
         }
         // One counts event per watched recipient and batch (the badge), not
-        // one per notification.
-        for user in recipients.into_iter().filter(|u| self.0.is_watched(*u)) {
-            match store.counts(user).await {
-                Ok(c) => self.0.publish(user, InboxEvent::Counts(Arc::new(c))),
-                Err(e) => tracing::warn!(error = %e, user, "reading counts failed"),
+        // one per notification; all read in one query.
+        let watched: Vec<i64> = recipients
+            .into_iter()
+            .filter(|u| self.0.is_watched(*u))
+            .collect();
+        if watched.is_empty() {
+            return;
+        }
+        match store.counts_of(&watched).await {
+            Ok(counts) => {
+                for (user, c) in counts {
+                    self.0.publish(user, InboxEvent::Counts(Arc::new(c)));
+                }
             }
+            Err(e) => tracing::warn!(error = %e, ?watched, "reading counts failed"),
         }
     }
 
