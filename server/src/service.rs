@@ -90,7 +90,7 @@ struct Shared {
 /// The series every send records, registered once. `metrics::counter!`
 /// and its kin look their series up in the recorder's registry on every
 /// call (a hash of the name and labels, a comparison, an `Arc` clone and
-/// drop): about 900 instructions of a send's two (callgrind,
+/// drop): about 760 instructions per send for its two (callgrind,
 /// docs/bench/cost.md). Registered at the first send rather than in
 /// [`Service::new`], which runs before the recorder is installed (a
 /// handle taken from no recorder records nothing, for ever).

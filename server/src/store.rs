@@ -1120,9 +1120,10 @@ async fn insert_rows<'a>(
     // journal (a copy of each page the statement changes, to undo it
     // alone): 3 % of the instructions of storing a notification
     // (`examples/store_insert.rs`, docs/bench/cost.md). `OR IGNORE` would
-    // also skip a row with a NULL in such a column, but none is bound: the
-    // columns bound below from `Option`s are the nullable ones, and `id`
-    // is the table's only other unique key.
+    // also skip a row with a NULL in such a column, or one that broke
+    // another unique key, but neither can happen: the columns bound below
+    // from `Option`s are the nullable ones, and besides `seq` (which
+    // SQLite assigns) `id` is the table's only unique key.
     q.push(match backend {
         Backend::Sqlite => "INSERT OR IGNORE INTO notifications",
         Backend::Postgres => "INSERT INTO notifications",
