@@ -19,6 +19,7 @@
 //! never announced for a write that rolled back, nor lost for one that
 //! was kept, and costs no extra broker round trip).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,8 +135,16 @@ impl Announcement {
 /// Where the writer hands what it wrote.
 #[async_trait::async_trait]
 pub trait EventBus: Send + Sync + 'static {
-    /// New notifications were written (each recipient's in `seq` order).
-    async fn stored(&self, store: &Store, news: Vec<Stored>);
+    /// Whether the counts of `user`'s inbox are wanted after a write that
+    /// stores something for them (read inside the write, see
+    /// [`Store::insert_batch_counting`]).
+    fn wants_counts(&self, _user: i64) -> bool {
+        false
+    }
+
+    /// New notifications were written (each recipient's in `seq` order),
+    /// with the counts read inside the write (see [`Self::wants_counts`]).
+    async fn stored(&self, store: &Store, news: Vec<Stored>, counts: Vec<(i64, Counts)>);
 
     /// Read state, archive state or deletion of `user`'s inbox changed.
     fn changed(&self, user: i64, event: StateEvent);
@@ -146,7 +155,11 @@ pub struct LocalBus(pub Hub);
 
 #[async_trait::async_trait]
 impl EventBus for LocalBus {
-    async fn stored(&self, store: &Store, news: Vec<Stored>) {
+    fn wants_counts(&self, user: i64) -> bool {
+        self.0.is_watched(user)
+    }
+
+    async fn stored(&self, store: &Store, news: Vec<Stored>, counts: Vec<(i64, Counts)>) {
         let mut recipients = std::collections::BTreeSet::new();
         for stored in news {
             let user = stored.notification.to.id;
@@ -154,21 +167,26 @@ impl EventBus for LocalBus {
             self.0.publish(user, InboxEvent::stored(stored));
         }
         // One counts event per watched recipient and batch (the badge), not
-        // one per notification; all read in one query.
-        let watched: Vec<i64> = recipients
-            .into_iter()
-            .filter(|u| self.0.is_watched(*u))
-            .collect();
-        if watched.is_empty() {
+        // one per notification: those the write read, and in one query
+        // those of streams opened while it ran.
+        let mut counts: HashMap<i64, Counts> = counts.into_iter().collect();
+        let mut missing = Vec::new();
+        for user in recipients.into_iter().filter(|u| self.0.is_watched(*u)) {
+            match counts.remove(&user) {
+                Some(c) => self.0.publish(user, InboxEvent::Counts(Arc::new(c))),
+                None => missing.push(user),
+            }
+        }
+        if missing.is_empty() {
             return;
         }
-        match store.counts_of(&watched).await {
+        match store.counts_of(&missing).await {
             Ok(counts) => {
                 for (user, c) in counts {
                     self.0.publish(user, InboxEvent::Counts(Arc::new(c)));
                 }
             }
-            Err(e) => tracing::warn!(error = %e, ?watched, "reading counts failed"),
+            Err(e) => tracing::warn!(error = %e, ?missing, "reading counts failed"),
         }
     }
 
@@ -184,7 +202,7 @@ pub struct PostgresBus;
 
 #[async_trait::async_trait]
 impl EventBus for PostgresBus {
-    async fn stored(&self, _store: &Store, _news: Vec<Stored>) {}
+    async fn stored(&self, _store: &Store, _news: Vec<Stored>, _counts: Vec<(i64, Counts)>) {}
 
     fn changed(&self, _user: i64, _event: StateEvent) {}
 }

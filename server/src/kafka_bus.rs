@@ -33,7 +33,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use app::model::{Change, StateEvent};
+use app::model::{Change, Counts, StateEvent};
 
 use crate::bus::{deliver_batches, enqueue, Announcement, EventBus, QUEUE};
 use crate::config::Config;
@@ -86,7 +86,7 @@ impl KafkaBus {
 
 #[async_trait::async_trait]
 impl EventBus for KafkaBus {
-    async fn stored(&self, _store: &Store, news: Vec<Stored>) {
+    async fn stored(&self, _store: &Store, news: Vec<Stored>, _counts: Vec<(i64, Counts)>) {
         let mut users: Vec<i64> = news.iter().map(|s| s.notification.to.id).collect();
         users.sort_unstable();
         users.dedup();

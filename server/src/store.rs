@@ -335,6 +335,20 @@ impl Store {
         &self,
         batch: &[(Notification, Source)],
     ) -> Result<Vec<Option<i64>>, sqlx::Error> {
+        Ok(self.insert_batch_counting(batch, &[]).await?.0)
+    }
+
+    /// [`Self::insert_batch`], and on SQLite also the counts after it of
+    /// those of `watched` the batch stored something for, read inside its
+    /// transaction in the same round trip as the counting (the writer
+    /// publishes them to the inboxes' streams). On PostgreSQL, and past
+    /// [`ID_LIST_MAX`] users, nothing is read (the caller reads the rest).
+    pub async fn insert_batch_counting(
+        &self,
+        batch: &[(Notification, Source)],
+        watched: &[i64],
+    ) -> Result<(Vec<Option<i64>>, Vec<(i64, Counts)>), sqlx::Error> {
+        let mut counts = Vec::new();
         let mut sorted: Vec<&(Notification, Source)> = batch.iter().collect();
         sorted.sort_by_key(|(n, _)| n.to.id);
         let mut inserted = HashMap::with_capacity(batch.len());
@@ -358,17 +372,19 @@ impl Store {
                     rest = after;
                 }
                 if let Some(before) = first_before {
-                    count_new_rows(&mut tx, before).await?;
+                    let watched = &watched[..watched.len().min(ID_LIST_MAX)];
+                    counts = count_new_rows(&mut tx, before, watched).await?;
                 }
                 tx.commit().await?;
             }
         }
         // An id twice in one batch was stored once, for its first
         // occurrence.
-        Ok(batch
+        let seqs = batch
             .iter()
             .map(|(n, _)| inserted.remove(n.id.as_str()))
-            .collect())
+            .collect();
+        Ok((seqs, counts))
     }
 
     /// Up to `limit` notifications of `user_id` matching `filter`, newest
@@ -448,12 +464,8 @@ impl Store {
             );
             sql.list(chunk);
             for row in sql.fetch_all(&mut conn).await? {
-                let counts = Counts {
-                    unread: row.try_get("unread")?,
-                    total: row.try_get("total")?,
-                    version: row.try_get("version")?,
-                };
-                found.insert(row.try_get::<i64, _>("user_id")?, counts);
+                let (user, counts) = counts_row(&row)?;
+                found.insert(user, counts);
             }
         }
         // An inbox nothing was stored in has no row: all zeros, as `counts`.
@@ -1030,10 +1042,16 @@ impl<'q> Sql<'q> {
         self
     }
 
-    /// `(a, b, …)`, each of `ids` bound.
+    /// `(a, b, …)`, each of `ids` bound, for an `IN`. The last id is
+    /// repeated up to the next power of two (an `IN` list means the same
+    /// with it twice): a statement text per list length would otherwise
+    /// be compiled anew whenever a length drops out of sqlx's cache.
     fn list(&mut self, ids: &[i64]) -> &mut Self {
-        for (i, id) in ids.iter().enumerate() {
-            self.push(if i == 0 { "(" } else { ", " }).bind(*id);
+        let padded = ids.len().next_power_of_two();
+        let last = ids.last().copied();
+        let ids = ids.iter().copied().chain(last.into_iter().cycle());
+        for (i, id) in ids.take(padded).enumerate() {
+            self.push(if i == 0 { "(" } else { ", " }).bind(id);
         }
         self.push(")")
     }
@@ -1210,23 +1228,46 @@ async fn insert_rows<'a>(
 /// `NOT INDEXED`: for the `GROUP BY`, SQLite's planner otherwise reads the
 /// whole of `notifications_by_recipient` instead of the new rows (found
 /// with `EXPLAIN QUERY PLAN`; a batch then cost more the larger the table).
-async fn count_new_rows(conn: &mut AnyConnection, before: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+///
+/// Then, in the same round trip to SQLite's thread, the counts of those of
+/// `watched` that have any: after the batch, since its transaction holds
+/// the write lock.
+async fn count_new_rows(
+    conn: &mut AnyConnection,
+    before: i64,
+    watched: &[i64],
+) -> Result<Vec<(i64, Counts)>, sqlx::Error> {
+    let mut q = Sql::new(
+        Backend::Sqlite,
         "INSERT INTO inbox_counts (user_id, unread, total, version)
          SELECT recipient_id,
                 SUM(read_at IS NULL AND archived_at IS NULL AND deleted_at IS NULL),
                 SUM(archived_at IS NULL AND deleted_at IS NULL),
                 COUNT(*)
-         FROM notifications NOT INDEXED WHERE seq > ? GROUP BY recipient_id
+         FROM notifications NOT INDEXED WHERE seq > ",
+    );
+    q.bind(before).push(
+        " GROUP BY recipient_id
          ON CONFLICT (user_id) DO UPDATE SET
              unread  = unread + excluded.unread,
              total   = total + excluded.total,
              version = version + excluded.version",
-    )
-    .bind(before)
-    .execute(conn)
-    .await?;
-    Ok(())
+    );
+    if !watched.is_empty() {
+        q.push("; SELECT user_id, unread, total, version FROM inbox_counts WHERE user_id IN ")
+            .list(watched);
+    }
+    q.fetch_all(conn).await?.iter().map(counts_row).collect()
+}
+
+/// A user's counts from a row of `inbox_counts`.
+fn counts_row(row: &AnyRow) -> Result<(i64, Counts), sqlx::Error> {
+    let counts = Counts {
+        unread: row.try_get("unread")?,
+        total: row.try_get("total")?,
+        version: row.try_get("version")?,
+    };
+    Ok((row.try_get("user_id")?, counts))
 }
 
 async fn page_on(
@@ -1573,6 +1614,29 @@ mod tests {
         }
         assert_eq!(store.counts_of(&[2, 9, 1, 3]).await.unwrap(), alone);
         assert_eq!(alone[1].1, Counts::default());
+        // A write reads the counts of the watched recipients it stored
+        // something for, as they are after it (SQLite; PostgreSQL's
+        // writer reads none).
+        let batch: Vec<_> = (0..5)
+            .map(|i| (n(&format!("w{i}"), [1, 2][i % 2]), src(5_000 + i as i64)))
+            .collect();
+        let (seqs, mut counts) = store
+            .insert_batch_counting(&batch, &[1, 2, 7])
+            .await
+            .unwrap();
+        assert!(seqs.iter().all(Option::is_some));
+        counts.sort_by_key(|(user, _)| *user);
+        match store.backend {
+            Backend::Sqlite => {
+                let after = vec![
+                    (1, store.counts(1).await.unwrap()),
+                    (2, store.counts(2).await.unwrap()),
+                ];
+                assert_eq!(after[0].1.total, 3 * 15 + 3);
+                assert_eq!(counts, after);
+            }
+            Backend::Postgres => assert!(counts.is_empty()),
+        }
     }
 
     /// Each `seq` a batch insert reported is the one its notification was

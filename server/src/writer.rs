@@ -64,8 +64,14 @@ impl Writer {
     ) -> Result<usize, (sqlx::Error, Vec<(Notification, Source)>)> {
         let started = Instant::now();
         let _turn = self.store.write_turn().await;
-        let seqs = match self.store.insert_batch(&batch).await {
-            Ok(seqs) => seqs,
+        // The recipients whose streams want their counts after the write:
+        // read inside it, not in a query of their own after it.
+        let mut watched: Vec<i64> = batch.iter().map(|(n, _)| n.to.id).collect();
+        watched.sort_unstable();
+        watched.dedup();
+        watched.retain(|u| self.bus.wants_counts(*u));
+        let (seqs, counts) = match self.store.insert_batch_counting(&batch, &watched).await {
+            Ok(done) => done,
             Err(e) => return Err((e, batch)),
         };
         metrics::histogram!("herald_store_write_seconds", "path" => origin.label())
@@ -85,7 +91,7 @@ impl Writer {
         // Each recipient's in seq order (rows go in sorted by recipient).
         news.sort_by_key(|s| s.seq);
         let new = news.len();
-        self.bus.stored(&self.store, news).await;
+        self.bus.stored(&self.store, news, counts).await;
         Ok(new)
     }
 
