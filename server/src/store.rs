@@ -338,11 +338,12 @@ impl Store {
         Ok(self.insert_batch_counting(batch, &[]).await?.0)
     }
 
-    /// [`Self::insert_batch`], and on SQLite also the counts after it of
-    /// those of `watched` the batch stored something for, read inside its
-    /// transaction in the same round trip as the counting (the writer
-    /// publishes them to the inboxes' streams). On PostgreSQL, and past
-    /// [`ID_LIST_MAX`] users, nothing is read (the caller reads the rest).
+    /// [`Self::insert_batch`], and on SQLite also the counts of the
+    /// inboxes of `watched` (those that have any) as they are after it,
+    /// read inside its transaction in the same round trip as the counting
+    /// (the writer publishes them to the inboxes' streams). On PostgreSQL
+    /// nothing is read, nor past the first [`ID_LIST_MAX`] users (the
+    /// caller reads what it lacks).
     pub async fn insert_batch_counting(
         &self,
         batch: &[(Notification, Source)],
@@ -1047,6 +1048,10 @@ impl<'q> Sql<'q> {
     /// with it twice): a statement text per list length would otherwise
     /// be compiled anew whenever a length drops out of sqlx's cache.
     fn list(&mut self, ids: &[i64]) -> &mut Self {
+        if ids.is_empty() {
+            // `IN ()` is no SQL; `IN (NULL)` matches nothing.
+            return self.push("(NULL)");
+        }
         let padded = ids.len().next_power_of_two();
         let last = ids.last().copied();
         let ids = ids.iter().copied().chain(last.into_iter().cycle());
@@ -1531,6 +1536,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for store in stores(&dir).await {
             large_batches(&store).await;
+        }
+    }
+
+    #[test]
+    fn id_lists_come_in_few_lengths_and_never_empty() {
+        let text = |ids: &[i64]| {
+            let mut q = Sql::new(Backend::Sqlite, "IN ");
+            q.list(ids);
+            (q.text, q.args.len())
+        };
+        assert_eq!(text(&[]), ("IN (NULL)".to_owned(), 0));
+        assert_eq!(text(&[7]), ("IN (?)".to_owned(), 1));
+        assert_eq!(text(&[7, 8, 9]), ("IN (?, ?, ?, ?)".to_owned(), 4));
+        for n in 1..=ID_LIST_MAX {
+            let ids: Vec<i64> = (0..n as i64).collect();
+            assert_eq!(text(&ids).1, n.next_power_of_two());
         }
     }
 
