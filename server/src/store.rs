@@ -209,16 +209,15 @@ impl Store {
     /// included), in no particular order; one query per
     /// [`ID_LIST_MAX`] ids.
     pub async fn users_by_id(&self, ids: &[i64]) -> Result<Vec<UserEntry>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(ID_LIST_MAX) {
-            let mut sql = Sql::new(
-                self.backend,
+        let rows = self
+            .rows_in(
                 "SELECT id, name, deactivated_at FROM users WHERE id IN ",
-            );
-            sql.list(chunk);
-            for row in sql.fetch_all(&mut conn).await? {
-                found.push(UserEntry {
+                ids,
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserEntry {
                     user: User {
                         id: row.try_get("id")?,
                         name: row.try_get("name")?,
@@ -226,10 +225,25 @@ impl Store {
                     active: row
                         .try_get::<Option<String>, _>("deactivated_at")?
                         .is_none(),
-                });
-            }
+                })
+            })
+            .collect()
+    }
+
+    /// The rows `select` (a query ending in `IN `) answers for `ids`, one
+    /// query per [`ID_LIST_MAX`] ids, on one connection of the pool.
+    async fn rows_in(&self, select: &str, ids: &[i64]) -> Result<Vec<AnyRow>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(found)
+        let mut conn = self.pool.acquire().await?;
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(ID_LIST_MAX) {
+            let mut sql = Sql::new(self.backend, select);
+            sql.list(chunk);
+            rows.extend(sql.fetch_all(&mut conn).await?);
+        }
+        Ok(rows)
     }
 
     /// Create user `id` named `name`, or rename it and make it active again.
@@ -453,22 +467,12 @@ impl Store {
     /// reads them after every batch for its watched recipients, and under
     /// load that is hundreds of batches a second.
     pub async fn counts_of(&self, users: &[i64]) -> Result<Vec<(i64, Counts)>, sqlx::Error> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.pool.acquire().await?;
-        let mut found = HashMap::with_capacity(users.len());
-        for chunk in users.chunks(ID_LIST_MAX) {
-            let mut sql = Sql::new(
-                self.backend,
-                "SELECT user_id, unread, total, version FROM inbox_counts WHERE user_id IN ",
-            );
-            sql.list(chunk);
-            for row in sql.fetch_all(&mut conn).await? {
-                let (user, counts) = counts_row(&row)?;
-                found.insert(user, counts);
-            }
-        }
+        let mut found = self
+            .rows_in(COUNTS_IN, users)
+            .await?
+            .iter()
+            .map(counts_row)
+            .collect::<Result<HashMap<_, _>, _>>()?;
         // An inbox nothing was stored in has no row: all zeros, as `counts`.
         Ok(users
             .iter()
@@ -1053,9 +1057,8 @@ impl<'q> Sql<'q> {
             return self.push("(NULL)");
         }
         let padded = ids.len().next_power_of_two();
-        let last = ids.last().copied();
-        let ids = ids.iter().copied().chain(last.into_iter().cycle());
-        for (i, id) in ids.take(padded).enumerate() {
+        let last = std::iter::repeat(ids[ids.len() - 1]);
+        for (i, id) in ids.iter().copied().chain(last).take(padded).enumerate() {
             self.push(if i == 0 { "(" } else { ", " }).bind(id);
         }
         self.push(")")
@@ -1259,13 +1262,17 @@ async fn count_new_rows(
              version = version + excluded.version",
     );
     if !watched.is_empty() {
-        q.push("; SELECT user_id, unread, total, version FROM inbox_counts WHERE user_id IN ")
-            .list(watched);
+        q.push("; ").push(COUNTS_IN).list(watched);
     }
     q.fetch_all(conn).await?.iter().map(counts_row).collect()
 }
 
-/// A user's counts from a row of `inbox_counts`.
+/// The counts of the inboxes whose users follow (an `IN` list, see
+/// [`Sql::list`]), each as a row for [`counts_row`].
+const COUNTS_IN: &str =
+    "SELECT user_id, unread, total, version FROM inbox_counts WHERE user_id IN ";
+
+/// A user's counts from a row of `inbox_counts` ([`COUNTS_IN`]).
 fn counts_row(row: &AnyRow) -> Result<(i64, Counts), sqlx::Error> {
     let counts = Counts {
         unread: row.try_get("unread")?,
