@@ -3,7 +3,7 @@
 //! server functions, and static files.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -14,7 +14,7 @@ use axum::BoxError;
 use axum::Router;
 use hyper::body::Body as HttpBody;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tower::Service;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -29,6 +29,16 @@ use app::service::SharedService;
 use app::ui::{shell, App};
 
 use crate::{auth, csrf, rest, sse, telemetry, AppState};
+
+/// The app's page routes, listed once per process.
+///
+/// Listing them renders the app with resource loading switched off, and
+/// leptos keeps that switch in one process-wide flag
+/// (`leptos_server::SuppressResourceLoad`): a page another instance of
+/// the same process was rendering meanwhile waited forever for its data.
+/// Tests run several instances side by side; a server runs one, and lists
+/// them before it listens.
+static PAGE_ROUTES: LazyLock<Vec<AxumRouteListing>> = LazyLock::new(|| generate_route_list(App));
 
 /// The whole HTTP surface: seed routes, JSON API, SSE, the Leptos app and
 /// its server functions, static files; what [`crate::serve::serve`] runs on
@@ -48,7 +58,7 @@ pub fn app(
        + Send
        + Sync
        + 'static {
-    let page_routes = generate_route_list(App);
+    let page_routes = PAGE_ROUTES.clone();
     let ui_service: SharedService = Arc::new(state.service.clone());
     let (requests, mut doc) = request_routes().split_for_parts();
     let (streams, stream_doc) = stream_routes().split_for_parts();

@@ -149,6 +149,38 @@ async fn every_answer_carries_the_strict_browser_headers() {
     h.shutdown().await;
 }
 
+/// A page renders while other instances start in the same process (as the
+/// test files start theirs side by side). Building an instance's router
+/// walks the app once with resource loading switched off for the whole
+/// process (leptos's `SuppressResourceLoad`), and a page whose data began
+/// loading in that window never finished: `GET /` timed out now and then
+/// in full runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_while_other_instances_start() {
+    let h = Herald::new().await;
+    let starting = tokio::spawn(async {
+        for _ in 0..6 {
+            Herald::new().await.shutdown().await;
+        }
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut pages = 0;
+    while !starting.is_finished() {
+        let page = async { client.get(h.url("/")).send().await?.text().await };
+        let page = page
+            .await
+            .unwrap_or_else(|e| panic!("page {} while instances start: {e}", pages + 1));
+        assert!(page.contains("</html>"), "page {}: {page}", pages + 1);
+        pages += 1;
+    }
+    starting.await.unwrap();
+    assert!(pages > 0);
+    h.shutdown().await;
+}
+
 /// The page's scripts run under a nonce that changes with every response:
 /// a script injected into the page without it does not run. (The browser
 /// tests, which hydrate and use the page, run under this policy.)
