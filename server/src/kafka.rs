@@ -191,6 +191,15 @@ impl RequestCounter {
             )
             .increment(new);
         }
+        for (stage, stat, seconds) in latencies(stats) {
+            metrics::gauge!(
+                "herald_kafka_latency_seconds",
+                "client" => self.client,
+                "stage" => stage,
+                "stat" => stat
+            )
+            .set(seconds);
+        }
         for topic in stats.topics.values() {
             if topic.batchcnt.cnt > 0 {
                 metrics::gauge!(
@@ -228,6 +237,44 @@ impl RequestCounter {
         }
         out
     }
+}
+
+/// Where a request's time went over the last statistics interval, from
+/// librdkafka's rolling windows, as `(stage, stat, seconds)`:
+/// - `queue`: a produced message waiting in librdkafka before it is put in
+///   a request (the linger, and the wait for the request in flight);
+/// - `send_buffer`: a request waiting to be written to the broker's socket;
+/// - `rtt`: the broker's round trip, request written to answer read (a
+///   fetch's includes its wait for records).
+///
+/// Each as `p50`, `p99` and `max`; over several brokers the largest.
+/// Stages with nothing measured in the interval are left out, so a gauge
+/// keeps its last value while its client is idle. Why: a slow send is
+/// either the broker's answer (`rtt`) or the wait behind the one request
+/// Herald keeps in flight (`queue`, `send_buffer`), and the send's own
+/// `herald_produce_seconds` cannot tell which (docs/bench/cost.md).
+fn latencies(stats: &rdkafka::Statistics) -> Vec<(&'static str, &'static str, f64)> {
+    let mut out: Vec<(&'static str, &'static str, f64)> = Vec::new();
+    for broker in stats.brokers.values() {
+        let windows = [
+            ("queue", &broker.int_latency),
+            ("send_buffer", &broker.outbuf_latency),
+            ("rtt", &broker.rtt),
+        ];
+        for (stage, window) in windows {
+            let Some(w) = window.as_ref().filter(|w| w.cnt > 0) else {
+                continue;
+            };
+            for (stat, micros) in [("p50", w.p50), ("p99", w.p99), ("max", w.max)] {
+                let seconds = micros as f64 / 1e6;
+                match out.iter_mut().find(|(s, t, _)| *s == stage && *t == stat) {
+                    Some(seen) => seen.2 = seen.2.max(seconds),
+                    None => out.push((stage, stat, seconds)),
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The producer's librdkafka context: counts its requests.
@@ -745,6 +792,56 @@ mod tests {
         // A replaced client reports from zero again: its requests count.
         let fresh = counter.increments(&stats(&[&[("Produce", 4)]]));
         assert_eq!(fresh, vec![("Produce".to_owned(), 4)]);
+    }
+
+    #[test]
+    fn latencies_are_the_largest_over_the_brokers_that_measured_any() {
+        let window = |cnt, p50, p99, max| {
+            Some(rdkafka::statistics::Window {
+                cnt,
+                p50,
+                p99,
+                max,
+                ..Default::default()
+            })
+        };
+        let mut stats = rdkafka::Statistics::default();
+        stats.brokers.insert(
+            "a".into(),
+            rdkafka::statistics::Broker {
+                int_latency: window(10, 2_000, 9_000, 30_000),
+                outbuf_latency: window(10, 100, 4_000, 12_000),
+                rtt: window(10, 900, 8_000, 20_000),
+                ..Default::default()
+            },
+        );
+        stats.brokers.insert(
+            "b".into(),
+            rdkafka::statistics::Broker {
+                // Idle in the interval: its zeros say nothing.
+                int_latency: window(0, 0, 0, 0),
+                outbuf_latency: None,
+                rtt: window(3, 1_500, 2_000, 45_000),
+                ..Default::default()
+            },
+        );
+        let mut got = latencies(&stats);
+        got.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+        assert_eq!(
+            got,
+            vec![
+                ("queue", "max", 0.030),
+                ("queue", "p50", 0.002),
+                ("queue", "p99", 0.009),
+                ("rtt", "max", 0.045),
+                ("rtt", "p50", 0.0015),
+                ("rtt", "p99", 0.008),
+                ("send_buffer", "max", 0.012),
+                ("send_buffer", "p50", 0.0001),
+                ("send_buffer", "p99", 0.004),
+            ]
+        );
+        assert!(latencies(&rdkafka::Statistics::default()).is_empty());
     }
 
     #[test]

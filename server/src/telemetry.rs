@@ -212,6 +212,12 @@ fn describe() {
         "herald_kafka_batch_records",
         "Records per batch (librdkafka's rolling average: produced batches for the producer, fetched ones for the consumer), by client and topic"
     );
+    // Labelled by client, stage and statistic; set from librdkafka's
+    // statistics once a client has measured something.
+    metrics::describe_gauge!(
+        "herald_kafka_latency_seconds",
+        "Where Kafka requests' time went over the last second, by client, stage (queue: a message waiting in librdkafka for its request; send_buffer: a request waiting for the socket; rtt: the broker's round trip) and stat (p50, p99, max)"
+    );
     for (name, help, labels) in COUNTERS {
         metrics::describe_counter!(*name, *help);
         for set in label_sets(labels) {

@@ -35,6 +35,9 @@ async fn metrics_expose_the_named_series_after_a_send() {
         &format!("herald_consumer_lag{{topic=\"{}\"", h.cfg.topic),
         "herald_kafka_requests_total{client=\"producer\",request=\"Produce\"}",
         "herald_kafka_requests_total{client=\"consumer\",request=\"Fetch\"}",
+        // Seconds, not counts: above 0 is enough.
+        "herald_kafka_latency_seconds{client=\"producer\",stage=\"rtt\",stat=\"max\"}",
+        "herald_kafka_latency_seconds{client=\"producer\",stage=\"queue\",stat=\"max\"}",
     ];
     // Sum of the samples whose series starts with `prefix` (any labels).
     let total = |body: &str, prefix: &str| -> Option<f64> {
@@ -52,6 +55,7 @@ async fn metrics_expose_the_named_series_after_a_send() {
             .iter()
             .filter(|p| match total(&body, p) {
                 // Lag may well be 0; it only has to be there.
+                Some(v) if p.starts_with("herald_kafka_latency_seconds") => v <= 0.0,
                 Some(v) => v < 1.0 && !p.starts_with("herald_consumer_lag"),
                 None => true,
             })
