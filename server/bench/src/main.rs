@@ -150,6 +150,38 @@ fn summary(h: &Histogram<u64>) -> Latency {
     }
 }
 
+/// The broker's acknowledgement as the server measured it, when its
+/// metrics are served at `base` (`herald_produce_seconds`: a summary over
+/// the server's last minute or so, from the produce call to the
+/// acknowledgement): how much of a send's answer the broker alone takes.
+/// `None` when the metrics are elsewhere (`HERALD_OPS_ADDR`) or lack it.
+async fn acknowledgement(http: &reqwest::Client, base: &str) -> Option<Latency> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |series: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    let ms =
+        |q: &str| value(&format!("herald_produce_seconds{{quantile=\"{q}\"}}")).map(|s| s * 1e3);
+    Some(Latency {
+        count: value("herald_produce_seconds_count")? as u64,
+        p50: ms("0.5")?,
+        p90: ms("0.9")?,
+        p99: ms("0.99")?,
+        p999: ms("0.999")?,
+        max: ms("1")?,
+    })
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
 }
@@ -523,13 +555,16 @@ async fn e2e(
     let undelivered = expected.saturating_sub(delivered);
     let failed = failed.load(Ordering::Relaxed);
     let hist = hist.lock().unwrap().clone();
-    let report = json!({
+    let mut report = json!({
         "mode": "e2e", "rate": rate, "seconds": send_seconds, "subscribers": subscribers,
         "sent": total, "failed_sends": failed, "expected_events": expected,
         "delivered_events": delivered, "undelivered": undelivered,
         "latency_ms": summary(&hist),
         "send_latency_ms": summary(&answers.lock().unwrap()),
     });
+    if let Some(ack) = acknowledgement(http, base).await {
+        report["ack_latency_ms"] = json!(ack);
+    }
     Ok(("e2e", report, hist, (failed + undelivered) as u64))
 }
 
