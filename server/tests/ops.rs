@@ -120,7 +120,9 @@ async fn every_series_is_described_and_shown_before_the_first_event() {
 /// Pages, the API and errors all carry the headers that keep browsers
 /// strict (no sniffing, no framing, no full referrer to other sites).
 /// (Two worker threads: on the test's single thread, a blocking librdkafka
-/// call of the consumer once held the page for the whole client timeout.)
+/// call of the consumer once held the page for the whole client timeout.
+/// Its page timeouts in full runs went on until the page routes were
+/// listed once per process: see the next test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_carries_the_strict_browser_headers() {
     let h = Herald::new().await;
