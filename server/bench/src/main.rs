@@ -154,7 +154,8 @@ fn summary(h: &Histogram<u64>) -> Latency {
 /// metrics are served at `base` (`herald_produce_seconds`: a summary over
 /// the server's last minute or so, from the produce call to the
 /// acknowledgement): how much of a send's answer the broker alone takes.
-/// `None` when the metrics are elsewhere (`HERALD_OPS_ADDR`) or lack it.
+/// Its `count` is every send since the server started. `None` when the
+/// metrics are elsewhere (`HERALD_OPS_ADDR`) or lack it.
 async fn acknowledgement(http: &reqwest::Client, base: &str) -> Option<Latency> {
     let text = http
         .get(format!("{base}/metrics"))
