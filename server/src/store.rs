@@ -26,6 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Arguments, Encode, Executor, Row, Transaction, Type};
 use tokio::sync::{Mutex, MutexGuard};
@@ -343,8 +344,9 @@ impl Store {
     /// in sorted by recipient (keeping each recipient's order), so
     /// PostgreSQL writers lock recipients in one global order and never
     /// deadlock. On SQLite a batch is one transaction: its statement(s) and
-    /// the counts of its new rows ([`count_new_rows`]); on PostgreSQL the
-    /// insert trigger counts.
+    /// the counts of its new rows ([`count_new_rows`]), all in one round
+    /// trip to SQLite's thread when one statement takes the batch
+    /// ([`insert_in_one_trip`]); on PostgreSQL the insert trigger counts.
     pub async fn insert_batch(
         &self,
         batch: &[(Notification, Source)],
@@ -375,6 +377,10 @@ impl Store {
                 // trigger counts and announces the new rows.
                 let mut conn = self.writes.acquire().await?;
                 insert_rows(self.backend, &mut conn, &sorted, &mut inserted).await?;
+            }
+            (Backend::Sqlite, [_]) => {
+                let watched = &watched[..watched.len().min(ID_LIST_MAX)];
+                counts = insert_in_one_trip(&self.writes, &sorted, watched, &mut inserted).await?;
             }
             (backend, _) => {
                 let mut tx = self.begin_write().await?;
@@ -1051,13 +1057,16 @@ impl<'q> Sql<'q> {
     /// repeated up to the next power of two (an `IN` list means the same
     /// with it twice): a statement text per list length would otherwise
     /// be compiled anew whenever a length drops out of sqlx's cache.
-    fn list(&mut self, ids: &[i64]) -> &mut Self {
-        if ids.is_empty() {
+    fn list<T>(&mut self, ids: &[T]) -> &mut Self
+    where
+        T: 'q + Copy + Send + Encode<'q, Any> + Type<Any>,
+    {
+        let Some(&last) = ids.last() else {
             // `IN ()` is no SQL; `IN (NULL)` matches nothing.
             return self.push("(NULL)");
-        }
+        };
         let padded = ids.len().next_power_of_two();
-        let last = std::iter::repeat(ids[ids.len() - 1]);
+        let last = std::iter::repeat(last);
         for (i, id) in ids.iter().copied().chain(last).take(padded).enumerate() {
             self.push(if i == 0 { "(" } else { ", " }).bind(id);
         }
@@ -1086,6 +1095,86 @@ impl<'q> Sql<'q> {
         sqlx::query_with(&self.text, self.args)
             .fetch_all(conn)
             .await
+    }
+}
+
+/// The texts an `INSERT` of `rows` binds that the rows do not hold as
+/// such. Made before the statement and outliving it, so they are bound by
+/// reference like the rest (see [`Sql`]).
+struct RowTexts {
+    stamps: Vec<String>,
+    actions: Vec<Option<String>>,
+}
+
+impl RowTexts {
+    fn of(rows: &[&(Notification, Source)]) -> Self {
+        Self {
+            stamps: rows
+                .iter()
+                .map(|(n, _)| n.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                .collect(),
+            actions: rows
+                .iter()
+                .map(|(n, _)| {
+                    (!n.actions.is_empty())
+                        .then(|| serde_json::to_string(&n.actions).ok())
+                        .flatten()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Append one `INSERT` of `rows` to `q` (no conflict clause on
+/// PostgreSQL: the caller adds it).
+fn push_insert<'q>(
+    q: &mut Sql<'q>,
+    backend: Backend,
+    rows: &[&'q (Notification, Source)],
+    texts: &'q RowTexts,
+) {
+    // SQLite: `OR IGNORE` rather than `ON CONFLICT (id) DO NOTHING`. Both
+    // skip a row whose id is stored, but with the latter every `NOT NULL`
+    // column may still abort the statement, so SQLite keeps a statement
+    // journal (a copy of each page the statement changes, to undo it
+    // alone): 3 % of the instructions of storing a notification
+    // (`examples/store_insert.rs`, docs/bench/cost.md). `OR IGNORE` would
+    // also skip a row with a NULL in such a column, or one that broke
+    // another unique key, but neither can happen: the columns bound below
+    // from `Option`s are the nullable ones, and besides `seq` (which
+    // SQLite assigns) `id` is the table's only unique key.
+    q.push(match backend {
+        Backend::Sqlite => "INSERT OR IGNORE INTO notifications",
+        Backend::Postgres => "INSERT INTO notifications",
+    })
+    .push(
+        "
+            (id, recipient_id, recipient_name, sender_id, sender_name, message,
+             created_at, kafka_partition, kafka_offset, category, priority,
+             sender_kind, title, link, actions) VALUES ",
+    );
+    for (i, (n, src)) in rows.iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.bind(n.id.as_str()).push(", ");
+        q.bind(n.to.id).push(", ");
+        q.bind(n.to.name.as_str()).push(", ");
+        q.bind(n.from.id).push(", ");
+        q.bind(n.from.name.as_str()).push(", ");
+        q.bind(n.message.as_str()).push(", ");
+        q.bind(texts.stamps[i].as_str()).push(", ");
+        q.bind(src.partition).push(", ");
+        q.bind(src.offset).push(", ");
+        q.bind(n.category.as_str()).push(", ");
+        q.bind(i64::from(n.priority)).push(", ");
+        let kind = if n.from_service {
+            SERVICE_SENDER
+        } else {
+            "user"
+        };
+        q.bind(kind).push(", ");
+        q.bind(n.title.as_deref()).push(", ");
+        q.bind(n.link.as_deref()).push(", ");
+        q.bind(texts.actions[i].as_deref()).push(")");
     }
 }
 
@@ -1119,20 +1208,7 @@ async fn insert_rows<'a>(
     if rows.is_empty() {
         return Ok(None);
     }
-    // The texts made here outlive the statement, so they are bound by
-    // reference like the rest (see `Sql`).
-    let stamps: Vec<String> = rows
-        .iter()
-        .map(|(n, _)| n.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        .collect();
-    let actions: Vec<Option<String>> = rows
-        .iter()
-        .map(|(n, _)| {
-            (!n.actions.is_empty())
-                .then(|| serde_json::to_string(&n.actions).ok())
-                .flatten()
-        })
-        .collect();
+    let texts = RowTexts::of(rows);
     let mut q = Sql::new(
         backend,
         match backend {
@@ -1140,49 +1216,7 @@ async fn insert_rows<'a>(
             Backend::Postgres => "",
         },
     );
-    // SQLite: `OR IGNORE` rather than `ON CONFLICT (id) DO NOTHING`. Both
-    // skip a row whose id is stored, but with the latter every `NOT NULL`
-    // column may still abort the statement, so SQLite keeps a statement
-    // journal (a copy of each page the statement changes, to undo it
-    // alone): 3 % of the instructions of storing a notification
-    // (`examples/store_insert.rs`, docs/bench/cost.md). `OR IGNORE` would
-    // also skip a row with a NULL in such a column, or one that broke
-    // another unique key, but neither can happen: the columns bound below
-    // from `Option`s are the nullable ones, and besides `seq` (which
-    // SQLite assigns) `id` is the table's only unique key.
-    q.push(match backend {
-        Backend::Sqlite => "INSERT OR IGNORE INTO notifications",
-        Backend::Postgres => "INSERT INTO notifications",
-    })
-    .push(
-        "
-            (id, recipient_id, recipient_name, sender_id, sender_name, message,
-             created_at, kafka_partition, kafka_offset, category, priority,
-             sender_kind, title, link, actions) VALUES ",
-    );
-    for (i, (n, src)) in rows.iter().enumerate() {
-        q.push(if i == 0 { "(" } else { ", (" });
-        q.bind(n.id.as_str()).push(", ");
-        q.bind(n.to.id).push(", ");
-        q.bind(n.to.name.as_str()).push(", ");
-        q.bind(n.from.id).push(", ");
-        q.bind(n.from.name.as_str()).push(", ");
-        q.bind(n.message.as_str()).push(", ");
-        q.bind(stamps[i].as_str()).push(", ");
-        q.bind(src.partition).push(", ");
-        q.bind(src.offset).push(", ");
-        q.bind(n.category.as_str()).push(", ");
-        q.bind(i64::from(n.priority)).push(", ");
-        let kind = if n.from_service {
-            SERVICE_SENDER
-        } else {
-            "user"
-        };
-        q.bind(kind).push(", ");
-        q.bind(n.title.as_deref()).push(", ");
-        q.bind(n.link.as_deref()).push(", ");
-        q.bind(actions[i].as_deref()).push(")");
-    }
+    push_insert(&mut q, backend, rows, &texts);
     let (returned, before) = match backend {
         Backend::Postgres => {
             q.push(" ON CONFLICT (id) DO NOTHING RETURNING id, seq");
@@ -1198,12 +1232,7 @@ async fn insert_rows<'a>(
                 )));
             };
             let before: i64 = before.try_get(0)?;
-            let (stored, last): (i64, i64) = (after.try_get(0)?, after.try_get(1)?);
-            let all = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-            if stored == all && last - all >= before {
-                for (seq, (n, _)) in (last - all + 1..).zip(rows) {
-                    inserted.insert(n.id.as_str(), seq);
-                }
+            if stored_consecutively(rows, before, after, inserted)? {
                 return Ok(Some(before));
             }
             let returned = sqlx::query("SELECT id, seq FROM notifications WHERE seq > ?")
@@ -1213,9 +1242,123 @@ async fn insert_rows<'a>(
             (returned, Some(before))
         }
     };
-    // Match rows by id (the order of RETURNING's rows is unspecified).
+    match_returned(&returned, rows, inserted)?;
+    Ok(before)
+}
+
+/// SQLite, a batch one `INSERT` takes (under 16 rows, or one of
+/// [`INSERT_SIZES`]): its whole transaction in one round trip to SQLite's
+/// thread instead of four (`BEGIN`, the insert, the counting, `COMMIT`).
+/// At a few thousand sends a second early delivery commits a few rows at a
+/// time, and each round trip puts SQLite's thread to sleep and wakes a
+/// tokio worker.
+///
+/// The counting cannot be given where the batch starts, as
+/// [`count_new_rows`] is: that is read in the same round trip. It counts
+/// instead the rows of the batch's ids with the highest `seq`s, as many as
+/// the insert stored (`changes()`, which the `SELECT` between them leaves
+/// alone): each id is stored once, and this transaction's rows are above
+/// every older one. Then the counts of `watched`, and `COMMIT`.
+async fn insert_in_one_trip<'a>(
+    writes: &AnyPool,
+    rows: &[&'a (Notification, Source)],
+    watched: &[i64],
+    inserted: &mut HashMap<&'a str, i64>,
+) -> Result<Vec<(i64, Counts)>, sqlx::Error> {
+    let texts = RowTexts::of(rows);
+    let ids: Vec<&str> = rows.iter().map(|(n, _)| n.id.as_str()).collect();
+    let mut q = Sql::new(
+        Backend::Sqlite,
+        "BEGIN IMMEDIATE; SELECT COALESCE(MAX(seq), 0) FROM notifications; ",
+    );
+    push_insert(&mut q, Backend::Sqlite, rows, &texts);
+    q.push("; SELECT changes(), last_insert_rowid(); ")
+        .push(COUNT_ADD)
+        .push(
+            " FROM (SELECT recipient_id, read_at, archived_at, deleted_at
+               FROM notifications WHERE id IN ",
+        )
+        .list(&ids)
+        .push(" ORDER BY seq DESC LIMIT changes())")
+        .push(COUNT_ADD_END);
+    if !watched.is_empty() {
+        q.push("; ").push(COUNTS_IN).list(watched);
+    }
+    q.push("; COMMIT");
+    let mut conn = OpenTransaction {
+        conn: writes.acquire().await?,
+        committed: false,
+    };
+    let figures = q.fetch_all(&mut conn.conn).await?;
+    conn.committed = true;
+    let [before, after, counted @ ..] = &figures[..] else {
+        return Err(sqlx::Error::Protocol(format!(
+            "a batch's transaction answered {} rows, not at least 2",
+            figures.len()
+        )));
+    };
+    let before: i64 = before.try_get(0)?;
+    if !stored_consecutively(rows, before, after, inserted)? {
+        let mut q = Sql::new(
+            Backend::Sqlite,
+            "SELECT id, seq FROM notifications WHERE seq > ",
+        );
+        q.bind(before).push(" AND id IN ").list(&ids);
+        match_returned(&q.fetch_all(&mut conn.conn).await?, rows, inserted)?;
+    }
+    counted.iter().map(counts_row).collect()
+}
+
+/// A pooled connection whose query began a transaction and ends it with
+/// `COMMIT` ([`insert_in_one_trip`]). sqlx stops at the first statement that
+/// fails, and when the query's future is dropped before it read every
+/// answer, so the `COMMIT` may never have run: unless `committed`, the connection is
+/// closed (SQLite rolls back) instead of going back to the pool, where the
+/// next write would begin inside the old transaction.
+struct OpenTransaction {
+    conn: PoolConnection<Any>,
+    committed: bool,
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// SQLite, after an `INSERT` of `rows` answered `figures` (`changes()`,
+/// `last_insert_rowid()`) with the highest `seq` `before` it: when it
+/// stored all of them (the usual case: no redelivery, no id twice), they
+/// took consecutive `seq`s in statement order ending at the last one's;
+/// records those and says so. Otherwise (`false`) the caller reads them.
+fn stored_consecutively<'a>(
+    rows: &[&'a (Notification, Source)],
+    before: i64,
+    figures: &AnyRow,
+    inserted: &mut HashMap<&'a str, i64>,
+) -> Result<bool, sqlx::Error> {
+    let (stored, last): (i64, i64) = (figures.try_get(0)?, figures.try_get(1)?);
+    let all = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    if stored != all || last - all < before {
+        return Ok(false);
+    }
+    for (seq, (n, _)) in (last - all + 1..).zip(rows) {
+        inserted.insert(n.id.as_str(), seq);
+    }
+    Ok(true)
+}
+
+/// Record the `seq` of each of `rows` found among `returned` (`id`, `seq`
+/// rows, matched by id: the order of `RETURNING`'s rows is unspecified).
+fn match_returned<'a>(
+    returned: &[AnyRow],
+    rows: &[&'a (Notification, Source)],
+    inserted: &mut HashMap<&'a str, i64>,
+) -> Result<(), sqlx::Error> {
     let mut ids = HashMap::with_capacity(returned.len());
-    for r in &returned {
+    for r in returned {
         ids.insert(r.try_get::<String, _>("id")?, r.try_get::<i64, _>("seq")?);
     }
     for (n, _) in rows {
@@ -1223,7 +1366,7 @@ async fn insert_rows<'a>(
             inserted.entry(n.id.as_str()).or_insert(*seq);
         }
     }
-    Ok(before)
+    Ok(())
 }
 
 /// SQLite: add the rows stored after `seq` `before` (this transaction's) to
@@ -1245,27 +1388,31 @@ async fn count_new_rows(
     before: i64,
     watched: &[i64],
 ) -> Result<Vec<(i64, Counts)>, sqlx::Error> {
-    let mut q = Sql::new(
-        Backend::Sqlite,
-        "INSERT INTO inbox_counts (user_id, unread, total, version)
-         SELECT recipient_id,
-                SUM(read_at IS NULL AND archived_at IS NULL AND deleted_at IS NULL),
-                SUM(archived_at IS NULL AND deleted_at IS NULL),
-                COUNT(*)
-         FROM notifications NOT INDEXED WHERE seq > ",
-    );
-    q.bind(before).push(
-        " GROUP BY recipient_id
-         ON CONFLICT (user_id) DO UPDATE SET
-             unread  = unread + excluded.unread,
-             total   = total + excluded.total,
-             version = version + excluded.version",
-    );
+    let mut q = Sql::new(Backend::Sqlite, COUNT_ADD);
+    q.push(" FROM notifications NOT INDEXED WHERE seq > ")
+        .bind(before)
+        .push(COUNT_ADD_END);
     if !watched.is_empty() {
         q.push("; ").push(COUNTS_IN).list(watched);
     }
     q.fetch_all(conn).await?.iter().map(counts_row).collect()
 }
+
+/// The head of the statement that adds new rows to their recipients'
+/// counts ([`count_new_rows`], [`insert_in_one_trip`]): the rows to count
+/// follow, then [`COUNT_ADD_END`].
+const COUNT_ADD: &str = "INSERT INTO inbox_counts (user_id, unread, total, version)
+     SELECT recipient_id,
+            SUM(read_at IS NULL AND archived_at IS NULL AND deleted_at IS NULL),
+            SUM(archived_at IS NULL AND deleted_at IS NULL),
+            COUNT(*)";
+
+/// The end of [`COUNT_ADD`]'s statement.
+const COUNT_ADD_END: &str = " GROUP BY recipient_id
+     ON CONFLICT (user_id) DO UPDATE SET
+         unread  = unread + excluded.unread,
+         total   = total + excluded.total,
+         version = version + excluded.version";
 
 /// The counts of the inboxes whose users follow (an `IN` list, see
 /// [`Sql::list`]), each as a row for [`counts_row`].
@@ -1536,6 +1683,38 @@ mod tests {
         let third = store.insert_batch(&batch).await.unwrap();
         assert!(third.iter().all(Option::is_some));
         reported_as_stored(store, &batch, &third).await;
+    }
+
+    /// A batch whose transaction fails halfway stores nothing, and leaves
+    /// no transaction open on the writer's connection (the next write would
+    /// begin inside it and fail, and so would every write after it). SQLite
+    /// only: its one-round-trip write begins and commits its transaction
+    /// inside the query, while PostgreSQL's goes through sqlx's
+    /// transactions; the failure is a SQLite trigger.
+    #[tokio::test]
+    async fn a_batch_that_fails_halfway_stores_nothing_and_the_next_one_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::test_support::sqlite_database(dir.path()))
+            .await
+            .unwrap();
+        // Counting a notification for user 666 fails, after its row went in.
+        sqlx::query(
+            "CREATE TRIGGER fail_for_666 BEFORE INSERT ON inbox_counts
+             WHEN NEW.user_id = 666 BEGIN SELECT RAISE(ABORT, 'no counts for 666'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        for attempt in 0..3 {
+            let bad = [(n(&format!("bad{attempt}"), 666), src(attempt))];
+            let err = store.insert_batch(&bad).await.unwrap_err();
+            assert!(err.to_string().contains("no counts for 666"), "{err}");
+            let good = [(n(&format!("good{attempt}"), 1), src(100 + attempt))];
+            let seqs = store.insert_batch(&good).await.unwrap();
+            assert!(seqs[0].is_some());
+        }
+        assert!(store.get(666, "bad0").await.unwrap().is_none());
+        assert_eq!(store.counts(1).await.unwrap().total, 3);
     }
 
     #[tokio::test]
