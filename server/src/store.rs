@@ -1310,11 +1310,11 @@ async fn insert_in_one_trip<'a>(
 }
 
 /// A pooled connection whose query began a transaction and ends it with
-/// `COMMIT` ([`insert_in_one_trip`]). sqlx stops at the first statement that
-/// fails, and when the query's future is dropped before it read every
-/// answer, so the `COMMIT` may never have run: unless `committed`, the connection is
-/// closed (SQLite rolls back) instead of going back to the pool, where the
-/// next write would begin inside the old transaction.
+/// `COMMIT` ([`insert_in_one_trip`]). sqlx stops at the first statement
+/// that fails, and when the query's future is dropped before it read every
+/// answer, so the `COMMIT` may never have run. Unless `committed`, the
+/// connection is closed (SQLite rolls back) instead of going back to the
+/// pool, where the next write would begin inside the old transaction.
 struct OpenTransaction {
     conn: PoolConnection<Any>,
     committed: bool,
