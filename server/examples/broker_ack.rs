@@ -60,7 +60,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..200 {
         producer.send(&notification(i)).await?;
     }
-    let total = rate * seconds;
+    let total = rate
+        .checked_mul(seconds)
+        .filter(|t| *t <= 100_000_000)
+        .ok_or("RATE × SECONDS is too large")?;
     let started = Instant::now();
     let mut sends = Vec::with_capacity(total as usize);
     for i in 0..total {
@@ -78,8 +81,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for s in sends {
         done.push(s.await?);
     }
+    // Failed sends are counted, not timed.
     let failed = done.iter().filter(|(_, _, ok)| !ok).count();
-    let mut latencies: Vec<Duration> = done.iter().map(|(_, d, _)| *d).collect();
+    let mut latencies: Vec<Duration> = done
+        .iter()
+        .filter(|(_, _, ok)| *ok)
+        .map(|(_, d, _)| *d)
+        .collect();
+    if latencies.is_empty() {
+        return Err("every send failed".into());
+    }
     latencies.sort();
     println!(
         "{total} sends at {rate}/s, {failed} failed; acknowledgement ms: p50 {:.2}, p90 {:.2}, p99 {:.2}, p99.9 {:.2}, max {:.2}",
@@ -93,7 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (Tasks may start in another order than they were spawned.)
     let mut slow: Vec<(Duration, Duration)> = done
         .iter()
-        .filter(|(_, took, _)| *took > SLOW)
+        .filter(|(_, took, ok)| *ok && *took > SLOW)
         .map(|(at, took, _)| (*at, *took))
         .collect();
     slow.sort();
