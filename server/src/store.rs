@@ -1061,11 +1061,20 @@ impl<'q> Sql<'q> {
     where
         T: 'q + Copy + Send + Encode<'q, Any> + Type<Any>,
     {
+        self.list_of(ids, 1)
+    }
+
+    /// [`Self::list`], at least `len` long: a query with two lists would
+    /// otherwise have a text per pair of lengths.
+    fn list_of<T>(&mut self, ids: &[T], len: usize) -> &mut Self
+    where
+        T: 'q + Copy + Send + Encode<'q, Any> + Type<Any>,
+    {
         let Some(&last) = ids.last() else {
             // `IN ()` is no SQL; `IN (NULL)` matches nothing.
             return self.push("(NULL)");
         };
-        let padded = ids.len().next_power_of_two();
+        let padded = ids.len().max(len).next_power_of_two();
         let last = std::iter::repeat(last);
         for (i, id) in ids.iter().copied().chain(last).take(padded).enumerate() {
             self.push(if i == 0 { "(" } else { ", " }).bind(id);
@@ -1282,7 +1291,10 @@ async fn insert_in_one_trip<'a>(
         .push(" ORDER BY seq DESC LIMIT changes())")
         .push(COUNT_ADD_END);
     if !watched.is_empty() {
-        q.push("; ").push(COUNTS_IN).list(watched);
+        // As long as the ids' list (a batch's watched recipients are
+        // among its recipients): one text per batch size, not one per
+        // size and number watched.
+        q.push("; ").push(COUNTS_IN).list_of(watched, ids.len());
     }
     q.push("; COMMIT");
     let mut conn = OpenTransaction {
@@ -1738,6 +1750,13 @@ mod tests {
         for n in 1..=ID_LIST_MAX {
             let ids: Vec<i64> = (0..n as i64).collect();
             assert_eq!(text(&ids).1, n.next_power_of_two());
+        }
+        // A list as long as another: the watched recipients of a batch of
+        // 5 are bound 8 times, however many of them there are.
+        for watched in [&[3_i64][..], &[3, 4], &[3, 4, 5, 6, 7]] {
+            let mut q = Sql::new(Backend::Sqlite, "IN ");
+            q.list_of(watched, 5);
+            assert_eq!(q.args.len(), 8);
         }
     }
 
