@@ -369,6 +369,8 @@ impl Store {
         let mut sorted: Vec<&(Notification, Source)> = batch.iter().collect();
         sorted.sort_by_key(|(n, _)| n.to.id);
         let mut inserted = HashMap::with_capacity(batch.len());
+        // SQLite reads the counts of at most this many watched users.
+        let watched = &watched[..watched.len().min(ID_LIST_MAX)];
         let plan = statement_plan(self.backend, sorted.len());
         match (self.backend, &plan[..]) {
             (_, []) => {}
@@ -379,7 +381,6 @@ impl Store {
                 insert_rows(self.backend, &mut conn, &sorted, &mut inserted).await?;
             }
             (Backend::Sqlite, [_]) => {
-                let watched = &watched[..watched.len().min(ID_LIST_MAX)];
                 counts = insert_in_one_trip(&self.writes, &sorted, watched, &mut inserted).await?;
             }
             (backend, _) => {
@@ -393,7 +394,6 @@ impl Store {
                     rest = after;
                 }
                 if let Some(before) = first_before {
-                    let watched = &watched[..watched.len().min(ID_LIST_MAX)];
                     counts = count_new_rows(&mut tx, before, watched).await?;
                 }
                 tx.commit().await?;
