@@ -9,7 +9,10 @@
 //!
 //! `KAFKA_BROKERS=host:port cargo run --release -p server --example broker_ack -- [RATE] [SECONDS]`
 //! (defaults 1,000 sends a second for 15 s; recipients 1, 3 and 4 in turn,
-//! so the keys spread over partitions as the server's sends do).
+//! so the keys spread over partitions as the server's sends do). The
+//! topic is `herald-broker-ack` unless `HERALD_TOPIC` names one: a Herald
+//! running on the same broker (`./scripts/dev`) would otherwise store
+//! every one of these sends in its users' inboxes.
 
 use std::time::{Duration, Instant};
 
@@ -53,7 +56,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if rate == 0 || seconds == 0 {
         return Err("RATE and SECONDS must be above 0".into());
     }
-    let cfg = Config::parse_from(["herald"]);
+    let mut cfg = Config::parse_from(["herald"]);
+    if std::env::var_os("HERALD_TOPIC").is_none() {
+        cfg.topic = "herald-broker-ack".into();
+    }
     ensure_topics(&cfg).await?;
     let producer = Producer::new(&cfg)?;
     // Warm up: connections, metadata, the broker's statement caches.
