@@ -13,13 +13,14 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders, ToBytes};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _, PurgeConfig};
+use rdkafka::producer::{BaseRecord, Producer as _, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use serde::{Deserialize, Serialize};
 
 use app::model::{Category, Notification, ServiceError, User, DEFAULT_PRIORITY, PRIORITY_RANGE};
 
+use crate::acks::{AckContext, AckTo, AckedProducer};
 use crate::config::{Config, EventBusKind};
 use crate::error::StartError;
 use crate::pacer::Demand;
@@ -277,15 +278,6 @@ fn latencies(stats: &rdkafka::Statistics) -> Vec<(&'static str, &'static str, f6
     out
 }
 
-/// The producer's librdkafka context: counts its requests.
-pub struct ProducerContext(RequestCounter);
-
-impl rdkafka::ClientContext for ProducerContext {
-    fn stats(&self, stats: rdkafka::Statistics) {
-        self.0.record(&stats);
-    }
-}
-
 /// Settings every Herald client shares.
 pub fn base_config(cfg: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -388,7 +380,7 @@ pub struct Producer {
 }
 
 struct ProducerShared {
-    client: RwLock<FutureProducer<ProducerContext>>,
+    client: RwLock<Arc<AckedProducer>>,
     /// Told (by the service) where notifications landed that the consumer
     /// must read, so a paused consumer resumes.
     demand: Demand,
@@ -430,8 +422,7 @@ impl Producer {
             // The largest record produced (a dead letter may copy a large
             // foreign record): match the broker's limit.
             .set("message.max.bytes", cfg.kafka_message_max_bytes.to_string());
-        let client =
-            config.create_with_context(ProducerContext(RequestCounter::new("producer")))?;
+        let client = AckedProducer::start(&config, AckContext(RequestCounter::new("producer")))?;
         Ok(Self {
             shared: Arc::new(ProducerShared {
                 client: RwLock::new(client),
@@ -450,7 +441,7 @@ impl Producer {
         self.shared.demand.clone()
     }
 
-    fn client(&self) -> FutureProducer<ProducerContext> {
+    fn client(&self) -> Arc<AckedProducer> {
         self.shared
             .client
             .read()
@@ -466,10 +457,11 @@ impl Producer {
             ServiceError::Internal
         })?;
         let key = n.to.id.to_string();
-        let record = FutureRecord::to(&self.shared.topic)
+        let (to, ack) = tokio::sync::oneshot::channel();
+        let record = BaseRecord::with_opaque_to(&self.shared.topic, Box::new(to))
             .key(&key)
             .payload(&payload);
-        self.deliver(record).await.map_err(|e| {
+        self.deliver(record, ack).await.map_err(|e| {
             tracing::warn!(error = %e, id = %n.id, "send failed");
             ServiceError::Unavailable(match e {
                 KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) => {
@@ -481,27 +473,39 @@ impl Producer {
     }
 
     /// Enqueue `record` and wait, at most the send bound, for the broker's
-    /// acknowledgement. A full local queue fails at once; after a failure
-    /// that may leave the client's producer state stale, the client is
-    /// replaced (see the type's documentation).
-    async fn deliver<K, P>(&self, record: FutureRecord<'_, K, P>) -> Result<Source, KafkaError>
+    /// acknowledgement on `ack`. A full local queue fails at once; after a
+    /// failure that may leave the client's producer state stale, the client
+    /// is replaced (see the type's documentation).
+    async fn deliver<K, P>(
+        &self,
+        record: BaseRecord<'_, K, P, AckTo>,
+        ack: tokio::sync::oneshot::Receiver<crate::acks::Ack>,
+    ) -> Result<Source, KafkaError>
     where
-        K: ToBytes + ?Sized + Sync,
-        P: ToBytes + ?Sized + Sync,
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
     {
-        let client = self.client();
-        let delivery = client.send(record, Timeout::After(Duration::ZERO));
-        match tokio::time::timeout(self.shared.timeout, delivery).await {
-            Ok(Ok(d)) => Ok(Source {
-                partition: d.partition,
-                offset: d.offset,
-            }),
-            Ok(Err((e, _))) => {
+        // The client is held only while enqueueing, not while waiting: the
+        // last handle of a replaced client is then (but for a race of a few
+        // instructions) the one `rebuild` drops off the runtime.
+        let enqueued = self.client().producer().send(record);
+        if let Err((e, _)) = enqueued {
+            if needs_new_client(&e) {
+                self.rebuild();
+            }
+            return Err(e);
+        }
+        match tokio::time::timeout(self.shared.timeout, ack).await {
+            Ok(Ok(Ok(source))) => Ok(source),
+            Ok(Ok(Err(e))) => {
                 if needs_new_client(&e) {
                     self.rebuild();
                 }
                 Err(e)
             }
+            // The client went away without reporting (it was replaced and
+            // could not purge in time).
+            Ok(Err(_)) => Err(KafkaError::Canceled),
             Err(_) => {
                 self.rebuild();
                 Err(KafkaError::MessageProduction(
@@ -551,14 +555,16 @@ impl Producer {
                     value: Some(o.sha256.as_str()),
                 }),
         };
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq).headers(headers);
+        let (to, ack) = tokio::sync::oneshot::channel();
+        let mut record: BaseRecord<'_, [u8], [u8], AckTo> =
+            BaseRecord::with_opaque_to(dlq, Box::new(to)).headers(headers);
         if let Some(key) = letter.key {
             record = record.key(key);
         }
         if let Some(payload) = letter.payload {
             record = record.payload(payload);
         }
-        self.deliver(record).await.map(drop)
+        self.deliver(record, ack).await.map(drop)
     }
 
     /// Swap in a fresh client, at most once per [`REBUILD_INTERVAL`].
@@ -574,11 +580,10 @@ impl Producer {
             }
             *last = Instant::now();
         }
-        let fresh = match self
-            .shared
-            .config
-            .create_with_context(ProducerContext(RequestCounter::new("producer")))
-        {
+        let fresh = match AckedProducer::start(
+            &self.shared.config,
+            AckContext(RequestCounter::new("producer")),
+        ) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "could not create a new producer");
@@ -597,7 +602,8 @@ impl Producer {
         // Destroying a client waits for its outstanding requests: not on a
         // runtime thread, and nobody needs to wait for it.
         drop(detached("producer-drop", move || {
-            old.purge(PurgeConfig::default().queue().inflight());
+            old.producer()
+                .purge(PurgeConfig::default().queue().inflight());
             drop(old);
         }));
     }
@@ -609,6 +615,7 @@ impl Producer {
         let topic = self.shared.topic.clone();
         let probe = tokio::task::spawn_blocking(move || {
             client
+                .producer()
                 .client()
                 .fetch_metadata(Some(&topic), Timeout::After(timeout))
                 .map_err(|e| e.to_string())
@@ -623,7 +630,7 @@ impl Producer {
 
     /// Wait for in-flight messages (at shutdown).
     pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.client().flush(Timeout::After(timeout)) {
+        if let Err(e) = self.client().producer().flush(Timeout::After(timeout)) {
             tracing::warn!(error = %e, "producer flush incomplete");
         }
     }

@@ -20,6 +20,8 @@
 //!   cookie (the rules that use them are in `service`).
 //! - `error`: [`AppError`](error::AppError) (HTTP answers) and start-up errors.
 //! - `kafka`: client settings, topic creation, the producer, the record format.
+//! - `acks`: the producer's delivery reports, served on the runtime (no
+//!   polling thread between librdkafka and the send awaiting its answer).
 //! - `consumer`: the consumer group loop (Kafka → writer).
 //! - `pacer`: the consumer fetches only while records wait (pauses its
 //!   partitions when caught up).
@@ -51,6 +53,7 @@
 // default limit when the server computes its layout (seen on clean builds).
 #![recursion_limit = "256"]
 
+pub mod acks;
 pub mod auth;
 pub mod bus;
 pub mod config;
