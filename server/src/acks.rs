@@ -13,6 +13,10 @@
 //!
 //! The main queue also carries librdkafka's statistics, logs and errors;
 //! the same task serves them.
+//!
+//! The events topic's producer (`kafka_bus`) is built the same way, though
+//! nobody awaits its reports: an idle rdkafka polling thread still woke
+//! ten times a second.
 
 use std::ffi::c_void;
 use std::ptr::NonNull;

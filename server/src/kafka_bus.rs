@@ -23,22 +23,24 @@
 //! - Cost: one more produce per write, and every instance fetches the topic
 //!   all the time (tansu answers a fetch only when its wait runs out).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use app::model::{Change, Counts, StateEvent};
 
+use crate::acks::{AckContext, AckedProducer};
 use crate::bus::{deliver_batches, enqueue, Announcement, EventBus, QUEUE};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::kafka::base_config;
+use crate::kafka::{base_config, RequestCounter};
 use crate::store::{Store, Stored};
 
 /// How long the broker may hold a fetch of the events topic. Every change
@@ -47,14 +49,17 @@ const FETCH_WAIT_MS: &str = "5";
 
 /// Produces announcements to the events topic.
 pub struct KafkaBus {
-    producer: FutureProducer,
+    /// Its reports are served on the runtime, like the notifications
+    /// producer's (`acks`), though nobody awaits them.
+    producer: Arc<AckedProducer>,
     topic: String,
 }
 
 impl KafkaBus {
     /// A producer for `cfg`'s events topic.
     pub fn new(cfg: &Config) -> Result<Self, KafkaError> {
-        let producer = base_config(cfg)
+        let mut config = base_config(cfg);
+        config
             // A hint, not a record of truth: one acknowledgement is enough.
             .set("acks", "1")
             .set("linger.ms", cfg.linger_ms.to_string())
@@ -63,8 +68,8 @@ impl KafkaBus {
                 cfg.max_in_flight.to_string(),
             )
             .set("message.timeout.ms", "5000")
-            .set("queue.buffering.max.messages", "100000")
-            .create()?;
+            .set("queue.buffering.max.messages", "100000");
+        let producer = AckedProducer::start(&config, AckContext(RequestCounter::new("events")))?;
         Ok(Self {
             producer,
             topic: cfg.events_topic(),
@@ -74,10 +79,14 @@ impl KafkaBus {
     fn publish(&self, a: &Announcement) {
         let payload = a.to_payload();
         let key = a.user().to_string();
-        let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-        // The delivery report is not awaited: the writer does not wait for
-        // the bus, and a lost hint is caught up later (see the module doc).
-        if let Err((e, _)) = self.producer.send_result(record) {
+        // The delivery report is not awaited (its receiver is dropped here):
+        // the writer does not wait for the bus, and a lost hint is caught
+        // up later (see the module doc).
+        let (to, _) = tokio::sync::oneshot::channel();
+        let record = BaseRecord::with_opaque_to(&self.topic, Box::new(to))
+            .key(&key)
+            .payload(&payload);
+        if let Err((e, _)) = self.producer.producer().send(record) {
             metrics::counter!("herald_bus_dropped_total").increment(1);
             tracing::warn!(error = %e, "could not announce a change on the events topic");
         }
