@@ -68,6 +68,12 @@ impl rdkafka::producer::ProducerContext for AckContext {
 /// Most queue events served in one turn before the task lets others run.
 const TURN: usize = 64;
 
+/// How long the task sleeps at most without being woken. librdkafka calls
+/// back only when its queue turns non-empty, so a wake-up that went
+/// missing would leave every later report waiting too; this bounds that
+/// to a second (the statistics wake the task as often anyway).
+const SAFETY_POLL: Duration = Duration::from_secs(1);
+
 /// A librdkafka producer whose reports a task on the runtime serves.
 /// Dropping it ends that task; the drop itself purges what is still queued
 /// and serves the reports that makes, which can take up to 500 ms (rdkafka's
@@ -173,9 +179,10 @@ async fn serve(producer: Weak<AckedProducer>, wake: Arc<Notify>) {
         if more {
             tokio::task::yield_now().await;
         } else {
-            // A report that came after the check above left a permit: no
-            // wake-up is lost.
-            wake.notified().await;
+            // A report that came after the check above left a permit, so
+            // no wake-up should go missing; `SAFETY_POLL` bounds the harm
+            // if one did.
+            let _ = tokio::time::timeout(SAFETY_POLL, wake.notified()).await;
         }
     }
 }

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use herald::kafka::{ensure_topics, Producer};
 
-/// A send waiting alone must be woken by its own report. Were a wake-up
-/// lost, the report would wait in librdkafka's queue for the next event
-/// there (its statistics, once a second): the median send would take
-/// hundreds of milliseconds instead of a few.
+/// A send waiting alone must be woken by its own report. Were wake-ups
+/// lost, reports would wait in librdkafka's queue for the serving task's
+/// next safety poll (once a second): the median send would take hundreds
+/// of milliseconds instead of a few.
 #[tokio::test]
 async fn a_lone_send_hears_its_acknowledgement_at_once_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
