@@ -489,30 +489,22 @@ impl Producer {
         // last handle of a replaced client is then (but for a race of a few
         // instructions) the one `rebuild` drops off the runtime.
         let enqueued = self.client().producer().send(record);
-        if let Err((e, _)) = enqueued {
-            if needs_new_client(&e) {
-                self.rebuild();
-            }
-            return Err(e);
-        }
-        match tokio::time::timeout(self.shared.timeout, ack).await {
-            Ok(Ok(Ok(source))) => Ok(source),
-            Ok(Ok(Err(e))) => {
-                if needs_new_client(&e) {
-                    self.rebuild();
-                }
-                Err(e)
-            }
-            // The client went away without reporting (it was replaced and
-            // could not purge in time).
-            Ok(Err(_)) => Err(KafkaError::Canceled),
-            Err(_) => {
-                self.rebuild();
-                Err(KafkaError::MessageProduction(
+        let acked = match enqueued {
+            Err((e, _)) => Err(e),
+            Ok(()) => match tokio::time::timeout(self.shared.timeout, ack).await {
+                Ok(Ok(acked)) => acked,
+                // The client went away without reporting (it was replaced
+                // and could not purge in time).
+                Ok(Err(_)) => Err(KafkaError::Canceled),
+                Err(_) => Err(KafkaError::MessageProduction(
                     RDKafkaErrorCode::MessageTimedOut,
-                ))
-            }
+                )),
+            },
+        };
+        if acked.as_ref().is_err_and(needs_new_client) {
+            self.rebuild();
         }
+        acked
     }
 
     /// Copy an unusable record to the dead-letter topic `dlq` with headers
