@@ -11,7 +11,9 @@
 //!   once the transaction is durable, and in write order. Each instance's
 //!   [`listen`] task turns announcements for users watched on it into hub
 //!   events, reading what they name from the store (which already holds
-//!   it). Announcements stay small (NOTIFY payloads are limited to 8000
+//!   it; a changed notification's read and archived state come with its
+//!   announcement, since a newer change may be stored by the time the
+//!   row is read). Announcements stay small (NOTIFY payloads are limited to 8000
 //!   bytes): the rows themselves are read, not carried.
 //!
 //! Why `LISTEN/NOTIFY` and not a Kafka topic of stored events: see
@@ -71,6 +73,15 @@ pub enum Announcement {
         user: i64,
         /// The notification.
         id: String,
+        /// Whether it is read, as of this change. The listener reads the
+        /// row later, when a newer change may already have been written, so
+        /// the state it shows comes from here: with the counts, it is what
+        /// this change left. (`None` from an older instance: the row's.)
+        #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+        read: Option<bool>,
+        /// Whether it is archived, as of this change (as `read`).
+        #[serde(rename = "ar", default, skip_serializing_if = "Option::is_none")]
+        archived: Option<bool>,
         /// Counts after the change.
         #[serde(rename = "c")]
         counts: Counts,
@@ -372,13 +383,21 @@ async fn deliver_change(a: Announcement, store: &Store, hub: &Hub) {
         Announcement::Stored { lo, hi, counts, .. } => {
             return deliver_stored(user, lo, hi, counts, store, hub).await;
         }
-        Announcement::Updated { id, counts, .. } => match store.get(user, &id).await {
-            Ok(Some(stored)) => state(
-                Change::Updated {
-                    notification: stored.notification,
-                },
-                counts,
-            ),
+        Announcement::Updated {
+            id,
+            read,
+            archived,
+            counts,
+            ..
+        } => match store.get(user, &id).await {
+            Ok(Some(stored)) => {
+                // Only the state can have changed since; the rest of a
+                // notification never does.
+                let mut notification = stored.notification;
+                notification.read = read.unwrap_or(notification.read);
+                notification.archived = archived.unwrap_or(notification.archived);
+                state(Change::Updated { notification }, counts)
+            }
             // Deleted since; its own announcement follows.
             Ok(None) => return,
             Err(e) => {
@@ -409,10 +428,23 @@ mod tests {
         let a = Announcement::Updated {
             user: 1,
             id: "x".into(),
+            read: Some(true),
+            archived: Some(false),
             counts,
         };
         let back: Announcement = serde_json::from_str(&a.to_payload()).unwrap();
         assert_eq!(back, a);
+        // An older instance's announcement, without the state, still reads.
+        let old = r#"{"k":"u","u":1,"id":"x","c":{"unread":1,"total":2,"version":3}}"#;
+        let back: Announcement = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            back,
+            Announcement::Updated {
+                read: None,
+                archived: None,
+                ..
+            }
+        ));
         let huge = Announcement::Deleted {
             user: 4,
             id: "x".repeat(MAX_PAYLOAD),
@@ -420,5 +452,54 @@ mod tests {
         };
         let back: Announcement = serde_json::from_str(&huge.to_payload()).unwrap();
         assert_eq!(back, Announcement::Resync { user: 4 });
+    }
+
+    /// The listener reads an announced notification after a later change
+    /// may have been written: the event still shows the state that goes
+    /// with its counts (a tab must not show it read next to an unread
+    /// count that includes it).
+    #[tokio::test]
+    async fn an_update_shows_the_state_it_announced_not_the_rows_state_by_then() {
+        use crate::store::Source;
+        use app::model::Notification;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::test_support::sqlite_database(dir.path()))
+            .await
+            .unwrap();
+        let n = Notification::example("n1", "hello");
+        let user = n.to.id;
+        let source = Source {
+            partition: 0,
+            offset: 0,
+        };
+        store.insert_batch(&[(n, source)]).await.unwrap();
+        let hub = Hub::default();
+        let mut rx = hub.subscribe(user, Default::default()).unwrap();
+        // Marked unread (this announcement), then read again before the
+        // listener got to it.
+        let unread = Counts {
+            unread: 1,
+            total: 1,
+            version: 3,
+        };
+        store.set_state("n1", Some(true), None).await.unwrap();
+        let late = Announcement::Updated {
+            user,
+            id: "n1".into(),
+            read: Some(false),
+            archived: Some(false),
+            counts: unread,
+        };
+        deliver(vec![late], &store, &hub).await;
+        let Ok(InboxEvent::State(event)) = rx.try_recv() else {
+            panic!("no state event");
+        };
+        let Change::Updated { notification } = &event.change else {
+            panic!("{event:?}");
+        };
+        assert!(!notification.read, "as announced, with {:?}", event.counts);
+        assert_eq!(event.counts, unread);
+        store.close().await;
     }
 }

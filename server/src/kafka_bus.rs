@@ -109,6 +109,8 @@ impl EventBus for KafkaBus {
         let a = match event.change {
             Change::Updated { notification } => Announcement::Updated {
                 user,
+                read: Some(notification.read),
+                archived: Some(notification.archived),
                 id: notification.id,
                 counts,
             },

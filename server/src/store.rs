@@ -561,6 +561,8 @@ impl Store {
                 let news = Announcement::Updated {
                     user,
                     id: id.to_owned(),
+                    read: Some(stored.notification.read),
+                    archived: Some(stored.notification.archived),
                     counts,
                 };
                 announce(&mut tx, &news).await?;
