@@ -360,7 +360,12 @@ async fn deliver(batch: Vec<Announcement>, store: &Store, hub: &Hub) {
 async fn deliver_stored(user: i64, lo: i64, hi: i64, counts: Counts, store: &Store, hub: &Hub) {
     let event = match store.after(user, lo - 1, Some(hi), MAX_ROWS).await {
         Ok(rows) if (rows.len() as i64) < MAX_ROWS => {
-            for stored in rows {
+            for mut stored in rows {
+                // As it was stored (new notifications are unread and not
+                // archived), to go with the announced counts: a change
+                // read by now has an announcement of its own, which follows.
+                stored.notification.read = false;
+                stored.notification.archived = false;
                 hub.publish(user, InboxEvent::stored(stored));
             }
             InboxEvent::Counts(Arc::new(counts))
@@ -500,6 +505,51 @@ mod tests {
         };
         assert!(!notification.read, "as announced, with {:?}", event.counts);
         assert_eq!(event.counts, unread);
+        store.close().await;
+    }
+
+    /// Likewise a new notification read (or archived) before the listener
+    /// got to its announcement: it is shown as stored, then changed.
+    #[tokio::test]
+    async fn a_new_notification_shows_as_stored_not_as_changed_by_then() {
+        use crate::store::Source;
+        use app::model::Notification;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::test_support::sqlite_database(dir.path()))
+            .await
+            .unwrap();
+        let n = Notification::example("n1", "hello");
+        let user = n.to.id;
+        let source = Source {
+            partition: 0,
+            offset: 0,
+        };
+        let seq = store.insert_batch(&[(n, source)]).await.unwrap()[0].unwrap();
+        let hub = Hub::default();
+        let mut rx = hub.subscribe(user, Default::default()).unwrap();
+        let stored = Counts {
+            unread: 1,
+            total: 1,
+            version: 1,
+        };
+        store.set_state("n1", Some(true), Some(true)).await.unwrap();
+        let late = Announcement::Stored {
+            user,
+            lo: seq,
+            hi: seq,
+            counts: stored,
+        };
+        deliver(vec![late], &store, &hub).await;
+        let Ok(InboxEvent::Stored(event)) = rx.try_recv() else {
+            panic!("no notification event");
+        };
+        let shown = &event.notification;
+        assert!(!shown.read && !shown.archived, "as stored: {shown:?}");
+        let Ok(InboxEvent::Counts(counts)) = rx.try_recv() else {
+            panic!("no counts event");
+        };
+        assert_eq!(*counts, stored);
         store.close().await;
     }
 }
