@@ -400,6 +400,11 @@ pub async fn run(
         pacer.batch_done();
         metrics::counter!("herald_consumed_records_total").increment(batch.len() as u64);
     }
+    close(consumer).await;
+}
+
+/// Commit the stored offsets and leave the group (the end of [`run`]).
+pub async fn close(consumer: Arc<GroupConsumer>) {
     // Committing and leaving the group talk to the broker and block; if the
     // broker is gone, or holds a rebalance open, they can block for long
     // (librdkafka's close has no deadline of its own), so bound them on a
