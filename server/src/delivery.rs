@@ -9,9 +9,10 @@
 //! produced a notification also writes it (through the same [`Writer`])
 //! right after the acknowledgement, watched or not:
 //! - with SQLite, when this instance's consumer owns the record's partition
-//!   (the store that consumer writes to is then this one) and no earlier
-//!   record of that partition waits for the consumer (so a user's
-//!   notifications are stored in order);
+//!   (the store that consumer writes to is then this one); when an earlier
+//!   record of that partition was left to the consumer, early delivery
+//!   holds this one until the consumer has read that one (so a user's
+//!   notifications are stored in order), for at most [`HOLD_MAX`];
 //! - with PostgreSQL, always: the watcher may be on any instance, and every
 //!   instance writes to the one shared store.
 //!
@@ -171,12 +172,22 @@ const EARLY_QUEUE: usize = 10_000;
 /// to a watched recipient ends the wait at once.
 const LINGER: Duration = Duration::from_millis(20);
 
+/// Longest early delivery holds a record for the consumer to read the
+/// ones before it that were left to it ([`Demand::offered`]). It takes one
+/// fetch normally, longer after a rebalance; past this the held records
+/// are left to the consumer too (well before the queue, at thousands of
+/// sends a second, could fill up).
+const HOLD_MAX: Duration = Duration::from_secs(2);
+
 /// A send handed to early delivery; `urgent` when its recipient was
-/// watched here (its stream waits for the write).
+/// watched here (its stream waits for the write); `held` when records
+/// before it on its partition were left to the consumer and are not read
+/// yet (it waits for them).
 struct Offered {
     notification: Notification,
     source: Source,
     urgent: bool,
+    held: bool,
 }
 
 /// The sending side of early delivery (held by the service).
@@ -229,22 +240,25 @@ impl Early {
     pub fn offer(&self, notification: &Notification, source: Source) -> bool {
         let outcome = if !self.shared && !self.ledger.owns(source.partition) {
             "not_owned"
-        } else if !self.demand.offered(source, !self.shared) {
-            // An earlier record of this partition waits for the consumer:
-            // storing this one now would put it before that one. (Counted
-            // pending otherwise, before it can complete. In order only with
+        } else {
+            // Counted pending before it can complete. Held when an earlier
+            // record of this partition waits for the consumer: storing this
+            // one first would put it before that one. (In order only with
             // SQLite: with a shared store the partition may be another
             // instance's, whose consumer this one cannot follow.)
-            "behind"
-        } else {
+            let held = self.demand.offered(source, !self.shared);
             let offered = Offered {
                 notification: notification.clone(),
                 source,
                 // With a shared store the watcher may be on any instance:
                 // no send waits then.
                 urgent: self.shared || self.hub.is_watched(notification.to.id),
+                held,
             };
             if self.tx.try_send(offered).is_ok() {
+                if held {
+                    metrics::counter!("herald_early_held_total").increment(1);
+                }
                 return true;
             }
             self.demand.settled(&[source], false);
@@ -287,6 +301,43 @@ async fn run(
                 break;
             }
             urgent = offered[before..].iter().any(|o| o.urgent);
+        }
+        // The batch goes in order, so all of it waits for the held ones.
+        let held: BTreeSet<i32> = offered
+            .iter()
+            .filter(|o| o.held)
+            .map(|o| o.source.partition)
+            .collect();
+        if !held.is_empty() {
+            let consumed = async {
+                for p in &held {
+                    demand.left_consumed(*p).await;
+                }
+            };
+            let in_time = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                done = tokio::time::timeout(HOLD_MAX, consumed) => done.is_ok(),
+            };
+            if !in_time {
+                // Left to the consumer after all, with every record of
+                // those partitions in the batch (a later one must not
+                // overtake them).
+                let (back, rest): (Vec<Offered>, Vec<Offered>) = offered
+                    .drain(..)
+                    .partition(|o| held.contains(&o.source.partition));
+                offered = rest;
+                let back: Vec<Source> = back.iter().map(|o| o.source).collect();
+                demand.settled(&back, false);
+                metrics::counter!("herald_early_skipped_total", "reason" => "held_too_long")
+                    .increment(back.len() as u64);
+                tracing::warn!(
+                    records = back.len(),
+                    "the consumer did not read what was left to it in time; early delivery leaves these to it too"
+                );
+                if offered.is_empty() {
+                    continue;
+                }
+            }
         }
         let size = offered.len();
         let sources: Vec<Source> = offered.iter().map(|o| o.source).collect();
@@ -348,5 +399,127 @@ mod tests {
         ledger.revoke();
         assert!(!ledger.owns(0));
         assert!(!ledger.take_stored(at(2, 1)), "revocation forgets");
+    }
+
+    /// Early delivery running on a SQLite store, owning partition 0.
+    struct Fixture {
+        early: Early,
+        demand: Demand,
+        store: crate::store::Store,
+        stop: CancellationToken,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        async fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let url = crate::test_support::sqlite_database(dir.path());
+            let store = crate::store::Store::open(&url).await.unwrap();
+            let hub = Hub::default();
+            let bus = Arc::new(crate::bus::LocalBus(hub.clone()));
+            let writer = Writer::new(store.clone(), bus);
+            let (ledger, demand, stop) = (
+                Ledger::default(),
+                Demand::default(),
+                CancellationToken::new(),
+            );
+            ledger.assign([0]);
+            let (early, task) = Early::new(writer, ledger, demand.clone(), hub, stop.clone());
+            tokio::spawn(task);
+            Self {
+                early,
+                demand,
+                store,
+                stop,
+                _dir: dir,
+            }
+        }
+
+        /// What the service does with a send acknowledged at `offset`.
+        fn send(&self, offset: i64) {
+            if !self.early.offer(&note(offset), at(0, offset)) {
+                self.demand.produced(0, offset);
+            }
+        }
+
+        async fn end(self) {
+            self.stop.cancel();
+            self.store.close().await;
+        }
+    }
+
+    fn note(offset: i64) -> Notification {
+        Notification::example(&format!("n{offset}"), &format!("sent {offset}"))
+    }
+
+    /// What is stored for the example notifications' recipient, in order.
+    async fn stored(store: &crate::store::Store) -> Vec<String> {
+        let user = note(0).to.id;
+        let rows = store.after(user, 0, None, 1_000).await.unwrap();
+        rows.into_iter().map(|s| s.notification.id).collect()
+    }
+
+    async fn eventually_stored(store: &crate::store::Store, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ids = stored(store).await;
+            if ids.len() >= n || Instant::now() > deadline {
+                return ids;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A record left to the consumer (here: as if early delivery's queue had
+    /// been full) must not be overtaken, but the sends after it must not be
+    /// left to the consumer for good either: under a steady flow the
+    /// consumer, one fetch behind, never caught up with records that kept
+    /// being left to it, and early delivery stayed off.
+    #[tokio::test]
+    async fn sends_behind_a_record_left_to_the_consumer_wait_for_it_then_go_early() {
+        let f = Fixture::new().await;
+        f.demand.produced(0, 10);
+        for offset in 11..15 {
+            f.send(offset);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            stored(&f.store).await,
+            Vec::<String>::new(),
+            "10 comes first"
+        );
+
+        // The consumer reads and stores 10; the held ones follow, in order,
+        // and so do later sends, at once.
+        f.store
+            .insert_batch(&[(note(10), at(0, 10))])
+            .await
+            .unwrap();
+        f.demand.caught_up_to(&HashMap::from([(0, 11)]));
+        f.send(15);
+        let ids = eventually_stored(&f.store, 6).await;
+        let want: Vec<String> = (10..16).map(|o| format!("n{o}")).collect();
+        assert_eq!(ids, want);
+        f.end().await;
+    }
+
+    /// A consumer that does not read what was left to it within
+    /// [`HOLD_MAX`] gets the held sends too, and nothing overtakes them.
+    #[tokio::test]
+    async fn held_sends_go_to_the_consumer_when_it_does_not_catch_up() {
+        let f = Fixture::new().await;
+        f.demand.produced(0, 10);
+        f.send(11);
+        f.send(12);
+        tokio::time::sleep(HOLD_MAX + Duration::from_millis(300)).await;
+        assert_eq!(stored(&f.store).await, Vec::<String>::new());
+        // 11 and 12 are the consumer's now: reading 10 is not enough.
+        f.demand.caught_up_to(&HashMap::from([(0, 11)]));
+        f.send(13);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(stored(&f.store).await, Vec::<String>::new(), "13 after 12");
+        f.demand.caught_up_to(&HashMap::from([(0, 13)]));
+        assert_eq!(eventually_stored(&f.store, 1).await, vec!["n13".to_owned()]);
+        f.end().await;
     }
 }

@@ -94,6 +94,8 @@ struct DemandShared {
     wake: Notify,
     /// Early delivery stored records: commit past them.
     advanced: Notify,
+    /// The consumer read past everything left to it on a partition.
+    cleared: Notify,
 }
 
 #[derive(Default)]
@@ -129,21 +131,43 @@ impl Demand {
         }
     }
 
-    /// Early delivery may take this instance's record at `source` (it will
-    /// say with [`Self::settled`] whether it stored it), unless `in_order`
-    /// and records of that partition this instance left to the consumer are
-    /// not consumed yet: a later one must not overtake them, so a user's
-    /// notifications are stored in order. Whether it may.
+    /// Early delivery takes this instance's record at `source` (it will
+    /// say with [`Self::settled`] whether it stored it). Whether it must
+    /// hold it until the consumer has read the records of that partition
+    /// this instance left to it ([`Self::left_consumed`]): when `in_order`,
+    /// a later record must not overtake them, so a user's notifications are
+    /// stored in order.
+    ///
+    /// Held, not left to the consumer too: leaving it would extend what the
+    /// consumer has to read first, and under a steady flow of sends the
+    /// consumer, one fetch behind, would never read past the end. Early
+    /// delivery then stayed off for that partition until the sends paused
+    /// (e2e p50 95 ms instead of 4.5 at 2,000 sends/s).
     pub fn offered(&self, source: Source, in_order: bool) -> bool {
         let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        if in_order && s.ends.contains_key(&source.partition) {
-            return false;
-        }
         s.pending
             .entry(source.partition)
             .or_default()
             .insert(source.offset);
-        true
+        in_order && s.ends.contains_key(&source.partition)
+    }
+
+    /// Wait until the consumer has read every record of `partition` this
+    /// instance left to it (at once when there is none).
+    pub async fn left_consumed(&self, partition: i32) {
+        loop {
+            let cleared = self.0.cleared.notified();
+            tokio::pin!(cleared);
+            // Registered before the check, so a clearing in between wakes it.
+            cleared.as_mut().enable();
+            {
+                let s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+                if !s.ends.contains_key(&partition) {
+                    return;
+                }
+            }
+            cleared.await;
+        }
     }
 
     /// Early delivery stored these records (or gave up on them: then the
@@ -173,10 +197,17 @@ impl Demand {
     }
 
     /// The consumer has read (or committed past) everything before `next`.
-    fn caught_up_to(&self, next: &HashMap<i32, i64>) {
-        let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.ends
-            .retain(|p, end| next.get(p).is_none_or(|n| *n < *end));
+    pub(crate) fn caught_up_to(&self, next: &HashMap<i32, i64>) {
+        let cleared = {
+            let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+            let before = s.ends.len();
+            s.ends
+                .retain(|p, end| next.get(p).is_none_or(|n| *n < *end));
+            s.ends.len() < before
+        };
+        if cleared {
+            self.0.cleared.notify_waiters();
+        }
     }
 
     /// Resume fetching now (the group assigned partitions).

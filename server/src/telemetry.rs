@@ -82,8 +82,13 @@ pub const COUNTERS: &[Series] = &[
         "Sends left to the consumer group by early delivery, by reason",
         Some((
             "reason",
-            &["not_owned", "behind", "queue_full", "store_error"],
+            &["not_owned", "held_too_long", "queue_full", "store_error"],
         )),
+    ),
+    (
+        "herald_early_held_total",
+        "Sends early delivery held until the consumer had read the earlier records of their partition left to it",
+        None,
     ),
     (
         "herald_cross_site_refused_total",
