@@ -129,3 +129,141 @@ async fn a_restart_between_early_delivery_and_the_commit_duplicates_nothing() {
     assert_eq!(listed.len(), SENDS, "{listed:?}");
     h.shutdown().await;
 }
+
+/// While another member of the group owns some partitions, sends to those
+/// are left to the consumer (not this instance's to write early). Once this
+/// instance owns every partition again, early delivery must take every
+/// send again, under a steady flow too: it used to leave each send behind
+/// such a record to the consumer as well, which then never caught up, and
+/// early delivery stayed off for those partitions until the flow paused.
+#[tokio::test]
+async fn early_delivery_takes_every_send_again_after_a_rebalance_under_a_steady_flow() {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let _turn = METRICS.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &shared_brokers());
+    // SQLite only: with a shared store (the PostgreSQL pass) an instance
+    // writes every send early, its consumer's partitions or not, so nothing
+    // is left to the consumer here.
+    if !cfg.database_url.starts_with("sqlite:") {
+        return;
+    }
+    herald::kafka::ensure_topics(&cfg).await.unwrap();
+    // The other member joins first and reads (serving its rebalances).
+    let other: Arc<StreamConsumer> = Arc::new(
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &cfg.kafka_brokers)
+            .set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap(),
+    );
+    other.subscribe(&[&cfg.topic]).unwrap();
+    let reading = tokio::spawn({
+        let other = other.clone();
+        async move {
+            loop {
+                let _ = other.recv().await;
+            }
+        }
+    });
+    eventually(
+        "the other member owns partitions",
+        Duration::from_secs(20),
+        || async {
+            match other.assignment() {
+                Ok(a) if a.count() > 0 => Ok(()),
+                _ => Err("no assignment yet"),
+            }
+        },
+    )
+    .await;
+    let h = Herald::start(cfg).await;
+    let _watching = SseClient::connect(&h.url("/api/users/1/events"), None).await;
+
+    // A steady flow of sends (to users 1, 3 and 4: every partition).
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flow = tokio::spawn({
+        let (base, sent, stop) = (h.base.clone(), sent.clone(), stop.clone());
+        async move {
+            let client = client();
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let to = [1, 3, 4][sent.load(Ordering::Relaxed) % 3].to_string();
+                let form = [("fromID", "2"), ("toID", to.as_str()), ("message", "flow")];
+                let ok = client
+                    .post(format!("{base}/send"))
+                    .form(&form)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                assert!(ok, "a send failed");
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let not_owned = r#"herald_early_skipped_total{reason="not_owned"}"#;
+    let skipped = metric(not_owned);
+    eventually(
+        "sends to the other member's partitions",
+        Duration::from_secs(20),
+        || async {
+            if metric(not_owned) > skipped {
+                Ok(())
+            } else {
+                Err("none left to the consumer yet")
+            }
+        },
+    )
+    .await;
+
+    // The other member leaves: this instance owns every partition again.
+    reading.abort();
+    let _ = reading.await;
+    tokio::task::spawn_blocking(move || {
+        other.unsubscribe();
+        drop(other);
+    })
+    .await
+    .unwrap();
+    eventually(
+        "no send left as not owned for a second",
+        Duration::from_secs(30),
+        || async {
+            let before = metric(not_owned);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if metric(not_owned) == before {
+                Ok(())
+            } else {
+                Err("still not owning every partition")
+            }
+        },
+    )
+    .await;
+    // Give the consumer a moment to read what was left to it, then count.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (sent_before, early_before) = (
+        sent.load(Ordering::Relaxed),
+        metric("herald_early_stored_total"),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (sent_after, early_after) = (
+        sent.load(Ordering::Relaxed),
+        metric("herald_early_stored_total"),
+    );
+    stop.store(true, Ordering::Relaxed);
+    flow.await.unwrap();
+    let sends = (sent_after - sent_before) as f64;
+    let early = early_after - early_before;
+    assert!(sends > 100.0, "only {sends} sends in 2 s");
+    assert!(
+        early >= 0.9 * sends,
+        "early delivery stored {early} of the {sends} sends of the last 2 s"
+    );
+    h.shutdown().await;
+}
