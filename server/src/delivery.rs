@@ -172,11 +172,11 @@ const EARLY_QUEUE: usize = 10_000;
 /// to a watched recipient ends the wait at once.
 const LINGER: Duration = Duration::from_millis(20);
 
-/// Longest early delivery holds a record for the consumer to read the
-/// ones before it that were left to it ([`Demand::offered`]). It takes one
-/// fetch normally, longer after a rebalance; past this the held records
-/// are left to the consumer too (well before the queue, at thousands of
-/// sends a second, could fill up).
+/// Longest early delivery holds a send for the consumer to read the
+/// records before it that were left to it ([`Demand::offered`]). It takes
+/// one fetch normally, longer after a rebalance; past this the held sends
+/// are left to the consumer too. (Only that partition's sends wait; the
+/// others go on.)
 const HOLD_MAX: Duration = Duration::from_secs(2);
 
 /// A send handed to early delivery; `urgent` when its recipient was
@@ -269,9 +269,14 @@ impl Early {
     }
 }
 
+/// Sends held for the consumer, by partition: since when, and in order.
+type Held = HashMap<i32, (Instant, Vec<Offered>)>;
+
 /// Store and publish what [`Early::offer`] queued, in batches of whatever is
 /// waiting, or of what comes within [`LINGER`] when no send in it is
-/// urgent. A failed write is not retried: the consumer stores those.
+/// urgent. Sends held for the consumer wait, with every later send of their
+/// partition, while the others go on. A failed write is not retried: the
+/// consumer stores those.
 async fn run(
     mut rx: mpsc::Receiver<Offered>,
     writer: Writer,
@@ -280,84 +285,103 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let mut offered = Vec::with_capacity(BATCH_MAX);
+    let mut held: Held = HashMap::new();
     loop {
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            n = rx.recv_many(&mut offered, BATCH_MAX) => n,
-        };
-        if received == 0 {
-            break;
-        }
-        let deadline = Instant::now() + LINGER;
-        let mut urgent = offered.iter().any(|o| o.urgent);
-        while !urgent && offered.len() < BATCH_MAX {
-            let before = offered.len();
+        let cleared = demand.cleared();
+        tokio::pin!(cleared);
+        // Before the check: a partition cleared from now on ends the wait.
+        cleared.as_mut().enable();
+        let mut ready = release(&mut held, &demand);
+        if ready.is_empty() {
+            let until = held.values().map(|(since, _)| *since + HOLD_MAX).min();
             let received = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep_until(deadline) => break,
-                n = rx.recv_many(&mut offered, BATCH_MAX - before) => n,
+                _ = shutdown.cancelled() => break,
+                n = rx.recv_many(&mut offered, BATCH_MAX) => n,
+                _ = &mut cleared, if until.is_some() => continue,
+                _ = tokio::time::sleep_until(until.unwrap_or_else(Instant::now)), if until.is_some() => continue,
             };
             if received == 0 {
                 break;
             }
-            urgent = offered[before..].iter().any(|o| o.urgent);
-        }
-        // The batch goes in order, so all of it waits for the held ones.
-        let held: BTreeSet<i32> = offered
-            .iter()
-            .filter(|o| o.held)
-            .map(|o| o.source.partition)
-            .collect();
-        if !held.is_empty() {
-            let consumed = async {
-                for p in &held {
-                    demand.left_consumed(*p).await;
+            let deadline = Instant::now() + LINGER;
+            let mut urgent = offered.iter().any(|o| o.urgent);
+            while !urgent && offered.len() < BATCH_MAX {
+                let before = offered.len();
+                let received = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    n = rx.recv_many(&mut offered, BATCH_MAX - before) => n,
+                };
+                if received == 0 {
+                    break;
                 }
-            };
-            let in_time = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                done = tokio::time::timeout(HOLD_MAX, consumed) => done.is_ok(),
-            };
-            if !in_time {
-                // Left to the consumer after all, with every record of
-                // those partitions in the batch (a later one must not
-                // overtake them).
-                let (back, rest): (Vec<Offered>, Vec<Offered>) = offered
-                    .drain(..)
-                    .partition(|o| held.contains(&o.source.partition));
-                offered = rest;
-                let back: Vec<Source> = back.iter().map(|o| o.source).collect();
-                demand.settled(&back, false);
-                metrics::counter!("herald_early_skipped_total", "reason" => "held_too_long")
-                    .increment(back.len() as u64);
-                tracing::warn!(
-                    records = back.len(),
-                    "the consumer did not read what was left to it in time; early delivery leaves these to it too"
-                );
-                if offered.is_empty() {
-                    continue;
-                }
+                urgent = offered[before..].iter().any(|o| o.urgent);
             }
         }
-        let size = offered.len();
-        let sources: Vec<Source> = offered.iter().map(|o| o.source).collect();
-        let batch = offered
-            .drain(..)
-            .map(|o| (o.notification, o.source))
-            .collect();
-        match writer.insert(batch, Origin::Early).await {
-            Ok(new) => {
-                ledger.stored(sources.iter().copied());
-                demand.settled(&sources, true);
-                metrics::counter!("herald_early_stored_total").increment(new as u64);
+        for o in offered.drain(..) {
+            let partition = o.source.partition;
+            match held.get_mut(&partition) {
+                // Behind the held ones of its partition.
+                Some((_, queue)) => queue.push(o),
+                None if o.held => {
+                    held.insert(partition, (Instant::now(), vec![o]));
+                }
+                None => ready.push(o),
             }
-            Err((e, _)) => {
-                // The consumer must fetch these after all.
-                demand.settled(&sources, false);
-                metrics::counter!("herald_early_skipped_total", "reason" => "store_error")
-                    .increment(size as u64);
-                tracing::warn!(error = %e, size, "early delivery failed; the consumer will store these");
-            }
+        }
+        if !ready.is_empty() {
+            write(ready, &writer, &ledger, &demand).await;
+        }
+    }
+}
+
+/// The held sends of partitions whose records left to the consumer it has
+/// read, to write now, in order. Those held longer than [`HOLD_MAX`] are
+/// left to the consumer too.
+fn release(held: &mut Held, demand: &Demand) -> Vec<Offered> {
+    let mut ready = Vec::new();
+    held.retain(|partition, (since, queue)| {
+        if !demand.left_unread(*partition) {
+            ready.append(queue);
+            false
+        } else if since.elapsed() >= HOLD_MAX {
+            let back: Vec<Source> = queue.iter().map(|o| o.source).collect();
+            demand.settled(&back, false);
+            metrics::counter!("herald_early_skipped_total", "reason" => "held_too_long")
+                .increment(back.len() as u64);
+            tracing::warn!(
+                partition,
+                records = back.len(),
+                "the consumer did not read what was left to it in time; early delivery leaves these to it too"
+            );
+            false
+        } else {
+            true
+        }
+    });
+    ready
+}
+
+/// Store and publish `offered` in one write.
+async fn write(offered: Vec<Offered>, writer: &Writer, ledger: &Ledger, demand: &Demand) {
+    let size = offered.len();
+    let sources: Vec<Source> = offered.iter().map(|o| o.source).collect();
+    let batch = offered
+        .into_iter()
+        .map(|o| (o.notification, o.source))
+        .collect();
+    match writer.insert(batch, Origin::Early).await {
+        Ok(new) => {
+            ledger.stored(sources.iter().copied());
+            demand.settled(&sources, true);
+            metrics::counter!("herald_early_stored_total").increment(new as u64);
+        }
+        Err((e, _)) => {
+            // The consumer must fetch these after all.
+            demand.settled(&sources, false);
+            metrics::counter!("herald_early_skipped_total", "reason" => "store_error")
+                .increment(size as u64);
+            tracing::warn!(error = %e, size, "early delivery failed; the consumer will store these");
         }
     }
 }
@@ -401,7 +425,7 @@ mod tests {
         assert!(!ledger.take_stored(at(2, 1)), "revocation forgets");
     }
 
-    /// Early delivery running on a SQLite store, owning partition 0.
+    /// Early delivery running on a SQLite store, owning partitions 0 and 1.
     struct Fixture {
         early: Early,
         demand: Demand,
@@ -423,7 +447,7 @@ mod tests {
                 Demand::default(),
                 CancellationToken::new(),
             );
-            ledger.assign([0]);
+            ledger.assign([0, 1]);
             let (early, task) = Early::new(writer, ledger, demand.clone(), hub, stop.clone());
             tokio::spawn(task);
             Self {
@@ -435,10 +459,17 @@ mod tests {
             }
         }
 
-        /// What the service does with a send acknowledged at `offset`.
+        /// What the service does with a send acknowledged at `offset` of
+        /// partition 0.
         fn send(&self, offset: i64) {
-            if !self.early.offer(&note(offset), at(0, offset)) {
-                self.demand.produced(0, offset);
+            self.send_to(0, offset);
+        }
+
+        /// What the service does with a send acknowledged at `offset` of
+        /// `partition` (its notification: `n{offset}`).
+        fn send_to(&self, partition: i32, offset: i64) {
+            if !self.early.offer(&note(offset), at(partition, offset)) {
+                self.demand.produced(partition, offset);
             }
         }
 
@@ -460,7 +491,12 @@ mod tests {
     }
 
     async fn eventually_stored(store: &crate::store::Store, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        stored_within(store, n, Duration::from_secs(5)).await
+    }
+
+    /// What is stored once `n` are, or `within` has passed.
+    async fn stored_within(store: &crate::store::Store, n: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
         loop {
             let ids = stored(store).await;
             if ids.len() >= n || Instant::now() > deadline {
@@ -500,6 +536,27 @@ mod tests {
         let ids = eventually_stored(&f.store, 6).await;
         let want: Vec<String> = (10..16).map(|o| format!("n{o}")).collect();
         assert_eq!(ids, want);
+        f.end().await;
+    }
+
+    /// Only the partition with a record left to the consumer waits: the
+    /// sends of the others are written at once.
+    #[tokio::test]
+    async fn a_held_partition_holds_up_no_other() {
+        let f = Fixture::new().await;
+        f.demand.produced(0, 10);
+        f.send_to(0, 11);
+        f.send_to(1, 105);
+        // Well before HOLD_MAX, which a held batch waits at most.
+        let ids = stored_within(&f.store, 1, HOLD_MAX / 4).await;
+        assert_eq!(ids, vec!["n105".to_owned()]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(stored(&f.store).await, vec!["n105".to_owned()], "11 waits");
+        f.send_to(1, 106);
+        f.demand.caught_up_to(&HashMap::from([(0, 11)]));
+        let ids = eventually_stored(&f.store, 3).await;
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert!(ids.contains(&"n11".to_owned()) && ids.contains(&"n106".to_owned()));
         f.end().await;
     }
 

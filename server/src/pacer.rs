@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::consumer::GroupConsumer;
@@ -134,7 +135,7 @@ impl Demand {
     /// Early delivery takes this instance's record at `source` (it will
     /// say with [`Self::settled`] whether it stored it). Whether it must
     /// hold it until the consumer has read the records of that partition
-    /// this instance left to it ([`Self::left_consumed`]): when `in_order`,
+    /// this instance left to it ([`Self::left_unread`]): when `in_order`,
     /// a later record must not overtake them, so a user's notifications are
     /// stored in order.
     ///
@@ -152,22 +153,18 @@ impl Demand {
         in_order && s.ends.contains_key(&source.partition)
     }
 
-    /// Wait until the consumer has read every record of `partition` this
-    /// instance left to it (at once when there is none).
-    pub async fn left_consumed(&self, partition: i32) {
-        loop {
-            let cleared = self.0.cleared.notified();
-            tokio::pin!(cleared);
-            // Registered before the check, so a clearing in between wakes it.
-            cleared.as_mut().enable();
-            {
-                let s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-                if !s.ends.contains_key(&partition) {
-                    return;
-                }
-            }
-            cleared.await;
-        }
+    /// Whether records of `partition` this instance left to the consumer
+    /// are not read yet.
+    pub fn left_unread(&self, partition: i32) -> bool {
+        let s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.ends.contains_key(&partition)
+    }
+
+    /// Completes when the consumer has read everything left to it on some
+    /// partition. `enable` it before checking [`Self::left_unread`], so a
+    /// clearing in between is not missed.
+    pub fn cleared(&self) -> Notified<'_> {
+        self.0.cleared.notified()
     }
 
     /// Early delivery stored these records (or gave up on them: then the
