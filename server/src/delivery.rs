@@ -321,6 +321,12 @@ async fn run(
         for o in offered.drain(..) {
             let partition = o.source.partition;
             match held.get_mut(&partition) {
+                // Bounded like the queue: past that, the consumer's.
+                Some((_, queue)) if queue.len() >= EARLY_QUEUE => {
+                    demand.settled(&[o.source], false);
+                    metrics::counter!("herald_early_skipped_total", "reason" => "queue_full")
+                        .increment(1);
+                }
                 // Behind the held ones of its partition.
                 Some((_, queue)) => queue.push(o),
                 None if o.held => {
