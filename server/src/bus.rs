@@ -459,28 +459,56 @@ mod tests {
         assert_eq!(back, Announcement::Resync { user: 4 });
     }
 
+    /// A SQLite store holding one notification, `n1`, and a stream of its
+    /// recipient on a hub.
+    struct One {
+        _dir: tempfile::TempDir,
+        store: Store,
+        user: i64,
+        seq: i64,
+        hub: Hub,
+        rx: tokio::sync::broadcast::Receiver<InboxEvent>,
+    }
+
+    impl One {
+        async fn stored() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let url = crate::test_support::sqlite_database(dir.path());
+            let store = Store::open(&url).await.unwrap();
+            let n = app::model::Notification::example("n1", "hello");
+            let user = n.to.id;
+            let source = crate::store::Source {
+                partition: 0,
+                offset: 0,
+            };
+            let seq = store.insert_batch(&[(n, source)]).await.unwrap()[0].unwrap();
+            let hub = Hub::default();
+            let rx = hub.subscribe(user, Default::default()).unwrap();
+            Self {
+                _dir: dir,
+                store,
+                user,
+                seq,
+                hub,
+                rx,
+            }
+        }
+    }
+
     /// The listener reads an announced notification after a later change
     /// may have been written: the event still shows the state that goes
     /// with its counts (a tab must not show it read next to an unread
     /// count that includes it).
     #[tokio::test]
     async fn an_update_shows_the_state_it_announced_not_the_rows_state_by_then() {
-        use crate::store::Source;
-        use app::model::Notification;
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&crate::test_support::sqlite_database(dir.path()))
-            .await
-            .unwrap();
-        let n = Notification::example("n1", "hello");
-        let user = n.to.id;
-        let source = Source {
-            partition: 0,
-            offset: 0,
-        };
-        store.insert_batch(&[(n, source)]).await.unwrap();
-        let hub = Hub::default();
-        let mut rx = hub.subscribe(user, Default::default()).unwrap();
+        let One {
+            _dir,
+            store,
+            user,
+            seq: _,
+            hub,
+            mut rx,
+        } = One::stored().await;
         // Marked unread (this announcement), then read again before the
         // listener got to it.
         let unread = Counts {
@@ -512,22 +540,14 @@ mod tests {
     /// got to its announcement: it is shown as stored, then changed.
     #[tokio::test]
     async fn a_new_notification_shows_as_stored_not_as_changed_by_then() {
-        use crate::store::Source;
-        use app::model::Notification;
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&crate::test_support::sqlite_database(dir.path()))
-            .await
-            .unwrap();
-        let n = Notification::example("n1", "hello");
-        let user = n.to.id;
-        let source = Source {
-            partition: 0,
-            offset: 0,
-        };
-        let seq = store.insert_batch(&[(n, source)]).await.unwrap()[0].unwrap();
-        let hub = Hub::default();
-        let mut rx = hub.subscribe(user, Default::default()).unwrap();
+        let One {
+            _dir,
+            store,
+            user,
+            seq,
+            hub,
+            mut rx,
+        } = One::stored().await;
         let stored = Counts {
             unread: 1,
             total: 1,
