@@ -290,7 +290,11 @@ async fn run(
         let cleared = demand.cleared();
         tokio::pin!(cleared);
         // Before the check: a partition cleared from now on ends the wait.
-        cleared.as_mut().enable();
+        // (Only while something is held: otherwise nothing waits on it, and
+        // registering would cost every batch a lock.)
+        if !held.is_empty() {
+            cleared.as_mut().enable();
+        }
         let mut ready = release(&mut held, &demand);
         if ready.is_empty() {
             let until = held.values().map(|(since, _)| *since + HOLD_MAX).min();
