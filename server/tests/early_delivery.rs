@@ -194,15 +194,8 @@ async fn early_delivery_takes_every_send_again_after_a_rebalance_under_a_steady_
             let mut tick = tokio::time::interval(Duration::from_millis(5));
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
-                let to = [1, 3, 4][sent.load(Ordering::Relaxed) % 3].to_string();
-                let form = [("fromID", "2"), ("toID", to.as_str()), ("message", "flow")];
-                let ok = client
-                    .post(format!("{base}/send"))
-                    .form(&form)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                assert!(ok, "a send failed");
+                let to = [1, 3, 4][sent.load(Ordering::Relaxed) % 3];
+                seed_send_with(&client, &base, to, "flow").await;
                 sent.fetch_add(1, Ordering::Relaxed);
             }
         }

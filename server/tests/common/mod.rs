@@ -331,7 +331,13 @@ pub async fn wait_for_inbox(h: &Herald, user: i64, n: usize) -> Vec<Notification
 /// Send from Bruno to `to` through the Go tutorial's route; it must be
 /// accepted.
 pub async fn seed_send(h: &Herald, to: i64, message: &str) {
-    let (status, body) = call_text(req(Method::POST, &h.url("/send"), None).form(&[
+    seed_send_with(&client(), &h.base, to, message).await;
+}
+
+/// [`seed_send`] on `client` to the instance at `base` (for a task that
+/// sends many, over one connection).
+pub async fn seed_send_with(client: &reqwest::Client, base: &str, to: i64, message: &str) {
+    let (status, body) = call_text(client.post(format!("{base}/send")).form(&[
         ("fromID", "2"),
         ("toID", &to.to_string()),
         ("message", message),
